@@ -1,0 +1,31 @@
+# Set-up and the two everyday jobs. Every target builds ./.venv itself when it is missing or
+# older than the dependency files, so a fresh clone needs nothing but the package index.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: sample test lint clean-venv
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+# Main job: the whole pipeline on the bundled sample, then the review queue.
+sample: $(VENV)/.installed
+	bash scripts/run-sample.sh
+
+# The test suite (what CI runs).
+test: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

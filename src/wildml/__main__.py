@@ -1,0 +1,5 @@
+"""Allow ``python -m wildml``."""
+
+from wildml.cli import main
+
+main()

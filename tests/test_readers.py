@@ -1,0 +1,117 @@
+"""Readers for CSV, JSON Lines and Parquet, including arbitrary Unicode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wildml.contract import SourceSpec
+from wildml.errors import DataError
+from wildml.readers import load_listing_source, read_table
+
+ROWS = [
+    {"id": "007", "body": "象牙手镯 出售", "label": "1", "pics": "a.jpg;b.jpg"},
+    {"id": "008", "body": "Vòng tay nhựa giả ngà, màu trắng", "label": "0", "pics": ""},
+    {"id": "009", "body": 'quote " comma , and\nnewline', "label": "0", "pics": "c.jpg"},
+]
+
+
+def write(frame: pd.DataFrame, path: Path, fmt: str) -> Path:
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "jsonl":
+        path.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in frame.to_dict("records")),
+            encoding="utf-8",
+        )
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def spec_for(path: Path, fmt: str) -> SourceSpec:
+    cfg = {"_params_dir": str(path.parent)}
+    entry = {
+        "name": "t",
+        "path": str(path),
+        "format": fmt,
+        "columns": {"listing_id": "id", "text": "body"},
+        "image_column": "pics",
+        "images_root": str(path.parent),
+    }
+    return SourceSpec.from_config(cfg, entry, 0)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_three_formats_read_the_same(tmp_path, fmt):
+    path = write(pd.DataFrame(ROWS), tmp_path / f"listings.{fmt}", fmt)
+    frame, rejects = load_listing_source(spec_for(path, fmt))
+    assert rejects == []
+    assert list(frame["listing_id"]) == ["007", "008", "009"]  # leading zeros kept
+    assert frame.loc[2, "text"] == 'quote " comma , and\nnewline'
+    assert list(frame["images"]) == [["a.jpg", "b.jpg"], [], ["c.jpg"]]
+    assert list(frame["_row"]) == [1, 2, 3]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r"),
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    fmt=st.sampled_from(["csv", "jsonl", "parquet"]),
+)
+def test_arbitrary_unicode_round_trips(tmp_path, texts, fmt):
+    frame = pd.DataFrame({"id": [f"x{i}" for i in range(len(texts))], "body": texts, "pics": ""})
+    path = write(frame, tmp_path / f"u.{fmt}", fmt)
+    read, rejects = load_listing_source(spec_for(path, fmt))
+    assert rejects == []
+    assert list(read["text"]) == texts
+
+
+def test_undecodable_row_is_rejected_not_fatal(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"id,body\n1,good text\n2,bad \xff\xfe bytes\n3,more\n")
+    frame, rejects = read_table(path, "csv", source="s")
+    assert list(frame["id"]) == ["1", "3"]
+    assert [(r.row, r.reason) for r in rejects] == [(2, "undecodable_bytes")]
+
+
+def test_bad_json_line_is_rejected(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"id": "1", "body": "ok"}\n{broken\n[1, 2]\n{"id": "4", "body": "x"}\n')
+    frame, rejects = read_table(path, "jsonl", source="s")
+    assert list(frame["id"]) == ["1", "4"]
+    assert [(r.row, r.reason) for r in rejects] == [(2, "bad_json"), (3, "bad_json")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "not found"), (b"", "empty"), (b"PAR1garbage", "not a readable Parquet")],
+)
+def test_unreadable_files_name_the_file(tmp_path, content, message):
+    path = tmp_path / "in.parquet"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as err:
+        read_table(path, "parquet")
+    assert "in.parquet" in str(err.value)
+
+
+def test_missing_mapped_column_names_file_and_column(tmp_path):
+    path = write(pd.DataFrame(ROWS), tmp_path / "l.csv", "csv")
+    spec = spec_for(path, "csv")
+    spec.columns["seller_id"] = "vendor"
+    with pytest.raises(DataError, match=r"l\.csv: column 'vendor' \(mapped to 'seller_id'\)"):
+        load_listing_source(spec)
