@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: sample test lint clean-venv
+.PHONY: sample test lint clean-venv browser
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,8 +19,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 sample: $(VENV)/.installed
 	bash scripts/run-sample.sh
 
+# Headless Chromium from Debian's packages: the HTML review report is checked in a real browser.
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the report tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # The test suite (what CI runs).
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	OMP_NUM_THREADS=1 $(PY) -m pytest
 
 lint: $(VENV)/.installed

@@ -16,15 +16,34 @@ _HANGUL = re.compile(r"[\uac00-\ud7af]")
 _LETTER = re.compile(r"\w", re.UNICODE)
 
 
-@functools.lru_cache(maxsize=1)
-def _identifier():
+# Languages the detector may answer with. Restricting the set stops short marketplace posts
+# from being labelled with rare languages that merely share a few character n-grams.
+DEFAULT_LANGUAGES = (
+    "en", "zh", "vi", "th", "id", "ms", "fr", "pt", "es", "de", "it", "nl", "ru", "ja", "ko",
+    "ar", "hi", "tl", "sw", "tr", "pl", "km", "lo", "my",
+)  # fmt: skip
+# Masked mentions and links, raw links, handles, retweet markers and hash signs say nothing
+# about the language and confuse the detector on short posts.
+_NOISE = re.compile(r"\{\{\w+\}\}|https?://\S+|www\.\S+|@\w+|\bRT\b|#")
+
+
+@functools.lru_cache(maxsize=8)
+def _identifier(languages: tuple[str, ...] = DEFAULT_LANGUAGES):
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    known = set(identifier.nb_classes)
+    identifier.set_languages([lang for lang in languages if lang in known])
+    return identifier
 
 
 def detect_lang(
-    text: str, *, min_chars: int = 12, min_confidence: float = 0.5, fallback: str = "und"
+    text: str,
+    *,
+    min_chars: int = 12,
+    min_confidence: float = 0.3,
+    fallback: str = "und",
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES,
 ) -> tuple[str, float]:
     """Guess the ISO 639-1 language of ``text``.
 
@@ -38,11 +57,15 @@ def detect_lang(
         Below this normalised probability the result is ``fallback``.
     fallback
         Code for "unknown".
+    languages
+        Codes the statistical detector may return (scripts such as Thai or Han are decided
+        before it, whatever this list holds).
 
     Returns
     -------
     (lang, confidence)
     """
+    text = _NOISE.sub(" ", text)
     letters = len(_LETTER.findall(text))
     if letters == 0:
         return fallback, 0.0
@@ -51,7 +74,7 @@ def detect_lang(
         return script, 1.0
     if letters < min_chars:
         return fallback, 0.0
-    lang, prob = _identifier().classify(text)
+    lang, prob = _identifier(tuple(languages)).classify(text)
     if prob < min_confidence:
         return fallback, float(prob)
     return str(lang), float(prob)

@@ -23,7 +23,7 @@ from wildml.config import load_params, resolve_path, section
 from wildml.contract import OPTIONAL_TEXT_FIELDS, PRODUCT_ID, UNLABELLED, SourceSpec, parse_label
 from wildml.dedupe import UnionFind, near_duplicate_pairs, near_identical_photos, text_key
 from wildml.errors import ConfigError, DataError, RejectThresholdError
-from wildml.lang import detect_lang
+from wildml.lang import DEFAULT_LANGUAGES, detect_lang
 from wildml.normalise import normalise_text
 from wildml.photos import PhotoError, PhotoLimits, load_rgb, resolve_inside
 from wildml.readers import ROW, Reject, load_listing_source, load_photo_source
@@ -239,8 +239,9 @@ def _set_language(record: dict[str, Any], row: dict[str, Any], cfg: dict[str, An
     lang, _confidence = detect_lang(
         record["text"],
         min_chars=int(options.get("min_chars", 12)),
-        min_confidence=float(options.get("min_confidence", 0.5)),
+        min_confidence=float(options.get("min_confidence", 0.3)),
         fallback=str(options.get("fallback", "und")),
+        languages=tuple(options.get("languages") or DEFAULT_LANGUAGES),
     )
     record["lang"], record["lang_source"] = lang, "detected"
 
