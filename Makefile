@@ -1,6 +1,7 @@
 # Set-up and the two everyday jobs. Every target builds ./.venv itself when it is missing or
 # older than the dependency files, so a fresh clone needs nothing but the package index.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -10,9 +11,11 @@ export OMP_NUM_THREADS ?= 2
 
 .PHONY: sample test lint clean-venv browser
 
+# pip warns once per package about extra local package indexes; the filter keeps real errors.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]' 2>&1 \
+	  | { grep -v "^WARNING: Location 'file:" || true; }
 	touch $@
 
 # Main job: the whole pipeline on the bundled sample, then the review queue.
