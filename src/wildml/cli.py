@@ -77,6 +77,135 @@ def train_text(params: ParamsOpt = Path("params.yaml")) -> None:
     run(params)
 
 
+RunsArg = Annotated[list[str] | None, typer.Argument(help="MLflow ids of evaluate runs")]
+
+
+@app.command()
+def compare(
+    runs: RunsArg = None,
+    exp: Annotated[
+        list[str] | None, typer.Option("--exp", help="DVC experiment name (repeatable)")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="MLflow experiment (default: base.experiment)")
+    ] = None,
+    last: Annotated[int | None, typer.Option(help="the last N evaluate runs")] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="baseline run (default: the champion)")
+    ] = None,
+    no_champion: Annotated[
+        bool, typer.Option("--no-champion", help="no baseline: figures only")
+    ] = False,
+    metric: Annotated[list[str] | None, typer.Option(help="metric (repeatable)")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="write Markdown here")] = None,
+    html: Annotated[Path | None, typer.Option(help="write self-contained HTML here")] = None,
+    plots_dir: Annotated[Path, typer.Option(help="PR and reliability PNGs")] = Path(
+        "reports/compare"
+    ),
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the PNGs")] = False,
+    n_boot: Annotated[int | None, typer.Option(help="bootstrap resamples")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Compare evaluate runs with the champion: deltas with paired intervals, per group."""
+    from rich.console import Console
+
+    from wildml.compare import KEY_METRICS, rich_table, run_compare
+
+    comparison = run_compare(
+        runs or [],
+        dvc_experiments=exp or [],
+        experiment=experiment,
+        last=last,
+        baseline=baseline,
+        use_champion=not no_champion,
+        metric_names=metric or KEY_METRICS,
+        params_path=params,
+        n_boot=n_boot,
+        plots_dir=None if no_plots else plots_dir,
+        markdown_path=markdown,
+        html_path=html,
+    )
+    console = Console()
+    Console(width=None if console.is_terminal else 200).print(rich_table(comparison))
+
+
+@app.command()
+def promote(
+    run: Annotated[str, typer.Argument(help="MLflow id of the candidate's evaluate run")],
+    alias: Annotated[str | None, typer.Option(help="alias (default: promote.alias)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="promote despite failures")] = False,
+    reason: Annotated[str | None, typer.Option(help="why, required with --force")] = None,
+    model_name: Annotated[str | None, typer.Option(help="registered model")] = None,
+    version: Annotated[str | None, typer.Option(help="model version to promote")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Gate a candidate against the champion; on success move the registry alias to it."""
+    from wildml.promote import Check, describe
+    from wildml.promote import promote as run_promote
+
+    record = run_promote(
+        run,
+        alias=alias,
+        params_path=params,
+        force=force,
+        reason=reason,
+        model_name=model_name,
+        version=version,
+    )
+    for check in record["checks"]:
+        typer.echo(describe(Check(**check)))
+    typer.echo(
+        f"{record['model_name']} version {record['model_version']} is now "
+        f"@{record['alias']} ({record['decision']}); decision: {record['artifact']}"
+    )
+
+
+@app.command()
+def export(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Build the verifiable scoring package (models/scorer) and register it in MLflow."""
+    from wildml.export import run
+
+    run(params)
+
+
+@app.command()
+def score(
+    inputs: Annotated[list[Path], typer.Argument(help="listing files: CSV, JSON Lines, Parquet")],
+    package: Annotated[Path, typer.Option(help="scoring package folder")] = Path("models/scorer"),
+    out: Annotated[Path, typer.Option(help="queue file: .csv, .parquet or .jsonl")] = Path(
+        "queue.csv"
+    ),
+    images_root: Annotated[
+        Path | None, typer.Option(help="folder photo paths are relative to")
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option("--params", "-p", help="params file with a score section")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="column mapping field=column,... (overrides params)")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="also write an HTML report here")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="listings per checkpointed chunk")] = None,
+) -> None:
+    """Score new listings into a ranked review queue; re-run the same command to resume."""
+    from wildml.score_cli import build_job, run_job
+
+    job = build_job(
+        inputs=inputs,
+        package=package,
+        out=out,
+        images_root=images_root,
+        params=params,
+        columns=columns,
+        report=report,
+        chunk_size=chunk_size,
+    )
+    code = run_job(job)
+    if code:
+        # Exit with the code itself: in non-standalone mode click would swallow typer.Exit.
+        sys.exit(code)
+
+
 def _register_optional() -> None:
     """Attach sub-apps that live in their own modules."""
     from wildml.kb.cli import kb_app
@@ -88,7 +217,8 @@ def main() -> None:
     """Entry point: run the CLI, turning user errors into a message and an exit code."""
     _register_optional()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except WildmlError as err:
         logger.error("%s", err)
         sys.exit(err.exit_code)

@@ -1,0 +1,185 @@
+"""Batch scoring speed and memory: ``wildml score`` against the bare models it wraps.
+
+Generates listings by recombining titles, descriptions and photos of the bundled sample
+(every text made unique, so none is skipped as a duplicate), then measures in one process:
+
+- listings/s of the whole streaming run (read, prepare, score, explain, checkpoint, merge,
+  write CSV) for text-only and with-photo listings;
+- the sum of the bare forward passes on the same listings (text model, KB features, photo
+  model, fuser) and the overhead ratio of the streaming run over it;
+- peak resident memory of a text-only run in a fresh subprocess at two input sizes.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_score.py --package models/scorer \\
+        [--n-text 10000] [--n-photo 10000] [--memory-sizes 10000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample"
+
+
+def generate(n: int, with_photo: bool, seed: int = 7) -> pd.DataFrame:
+    """``n`` listings recombined from sample pieces; photos from the sample when asked."""
+    raw = pd.read_csv(SAMPLE / "listings.csv", dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(seed)
+    titles = raw["title"].to_numpy()
+    descriptions = raw["description"].str.slice(0, 400).to_numpy()
+    photos = sorted(
+        p.relative_to(SAMPLE).as_posix()
+        for p in (SAMPLE / "photos").glob("*.jpg")
+        if "broken" not in p.name
+    )
+    pick = rng.integers(0, len(raw), size=(n, 3))
+    return pd.DataFrame(
+        {
+            "listing_id": [f"bench-{i:07d}" for i in range(n)],
+            "title": titles[pick[:, 0]],
+            "description": [f"{d} ref {i}" for i, d in enumerate(descriptions[pick[:, 1]])],
+            "lang": raw["lang"].to_numpy()[pick[:, 1]],
+            "seller_profile": raw["seller_profile"].to_numpy()[pick[:, 2]],
+            "images": [photos[i % len(photos)] if with_photo else "" for i in pick[:, 2]],
+        }
+    )
+
+
+def bare_seconds(scorer, frame: pd.DataFrame) -> dict[str, float]:
+    """Time each model's forward pass on already-prepared inputs (no I/O, no reasons)."""
+    from wildml.fuse import build_features
+    from wildml.score import prepare_listings
+
+    prepared = prepare_listings(frame, scorer.settings, SAMPLE)
+    text = pd.DataFrame(
+        {"text": prepared["text_norm"], "seller_profile": prepared["seller_profile"]}
+    ).assign(lang=prepared["lang"].to_numpy())
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    p_text = scorer.text_model.predict_proba(text)
+    times["text"] = time.perf_counter() - start
+    start = time.perf_counter()
+    scorer.kb_features.transform(prepared["text_norm"].tolist())
+    times["kb"] = time.perf_counter() - start
+    # Every listing's photos, repeats included: the streaming run decodes each listing's own.
+    paths = [p for row in prepared["photo_paths"] for p in row]
+    if paths:
+        start = time.perf_counter()
+        scorer.image_model.predict(paths, batch_size=int(scorer.settings["image_batch_size"]))
+        times["image"] = time.perf_counter() - start
+    classes = scorer.image_classes
+    image_scores = pd.DataFrame(
+        {"listing_id": prepared["listing_id"], "n_photos": 0}
+        | {f"img_p_{c}": np.nan for c in classes}
+    )
+    features = build_features(
+        prepared.reset_index(drop=True), p_text, image_scores, kb=scorer.kb_features
+    )
+    start = time.perf_counter()
+    scorer.fuser.predict(features)
+    times["fuser"] = time.perf_counter() - start
+    return times
+
+
+def streaming_seconds(package: Path, listings: Path, out: Path) -> float:
+    """Wall time of the whole ``wildml score`` job on a file."""
+    from wildml.score_stream import ScoreJob, score_inputs
+
+    job = ScoreJob(
+        inputs=[listings], package_dir=package, out_path=out, images_root=SAMPLE, chunk_size=500
+    )
+    start = time.perf_counter()
+    score_inputs(job)
+    return time.perf_counter() - start
+
+
+MEMORY_CHILD = """
+import resource, sys
+from pathlib import Path
+from wildml.score_stream import ScoreJob, score_inputs
+job = ScoreJob(inputs=[Path(sys.argv[2])], package_dir=Path(sys.argv[1]),
+               out_path=Path(sys.argv[3]), chunk_size=500)
+score_inputs(job)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mib(package: Path, n: int, folder: Path) -> float:
+    """Peak resident memory (MiB) of a fresh process scoring ``n`` text-only listings."""
+    listings = folder / f"mem-{n}.csv"
+    generate(n, with_photo=False, seed=n).to_csv(listings, index=False)
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, str(package), str(listings), str(folder / "m.csv")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+    )
+    return int(result.stdout.strip().splitlines()[-1]) / 1024
+
+
+def bench_kind(scorer, package: Path, n: int, with_photo: bool, folder: Path) -> dict:
+    frame = generate(n, with_photo)
+    listings = folder / f"bench-{'photo' if with_photo else 'text'}.csv"
+    frame.to_csv(listings, index=False)
+    wall = streaming_seconds(package, listings, folder / "queue.csv")
+    bare = bare_seconds(scorer, frame)
+    total_bare = sum(bare.values())
+    return {
+        "kind": "with_photo" if with_photo else "text_only",
+        "n": n,
+        "listings_per_s": n / wall,
+        "bare_listings_per_s": n / total_bare,
+        "bare_seconds": {k: round(v, 2) for k, v in bare.items()},
+        "overhead_ratio": wall / total_bare,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package", type=Path, default=REPO / "models" / "scorer")
+    parser.add_argument("--n-text", type=int, default=10_000)
+    parser.add_argument("--n-photo", type=int, default=10_000)
+    parser.add_argument("--memory-sizes", default="10000,100000")
+    args = parser.parse_args()
+    if not (args.package / "manifest.json").is_file():
+        sys.exit(f"{args.package}: no scoring package; run `dvc repro` (or `wildml export`)")
+    from wildml.score import load_scorer
+
+    scorer = load_scorer(args.package)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
+        folder = Path(tmp)
+        for n, with_photo in ((args.n_text, False), (args.n_photo, True)):
+            if n > 0:
+                results.append(bench_kind(scorer, args.package, n, with_photo, folder))
+                print(json.dumps(results[-1]), flush=True)
+        sizes = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
+        peaks = {n: peak_rss_mib(args.package, n, folder) for n in sizes}
+    for row in results:
+        print(
+            f"{row['kind']:>10}: {row['listings_per_s']:8.1f} listings/s streaming, "
+            f"{row['bare_listings_per_s']:8.1f} bare models, "
+            f"overhead x{row['overhead_ratio']:.2f}"
+        )
+    for n, peak in peaks.items():
+        print(f"peak RSS, {n:>7} text-only listings: {peak:7.1f} MiB")
+    if len(peaks) >= 2:
+        first, last = peaks[sizes[0]], peaks[sizes[-1]]
+        print(f"memory ratio {sizes[-1]} / {sizes[0]} listings: x{last / first:.2f}")
+
+
+if __name__ == "__main__":
+    main()

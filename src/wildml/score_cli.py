@@ -1,0 +1,116 @@
+"""Turning ``wildml score`` options and the ``score`` params section into a scoring job."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from wildml.config import load_params, resolve_path
+from wildml.errors import ConfigError
+from wildml.score_stream import ScoreJob, score_inputs
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 500
+
+
+def parse_columns(text: str) -> dict[str, str]:
+    """``field=column,field=column`` into a mapping; raise ConfigError on a malformed pair."""
+    mapping: dict[str, str] = {}
+    for pair in (part.strip() for part in text.split(",")):
+        if not pair:
+            continue
+        field_name, sep, column = pair.partition("=")
+        if not sep or not field_name.strip() or not column.strip():
+            raise ConfigError(f"--columns: {pair!r} is not field=column")
+        mapping[field_name.strip()] = column.strip()
+    return mapping
+
+
+def _score_section(params: Path | None) -> dict[str, Any]:
+    if params is None:
+        return {}
+    loaded = load_params(params)
+    cfg = dict(loaded.get("score") or {})
+    cfg["_params_dir"] = loaded["base"]["_params_dir"]
+    return cfg
+
+
+def build_job(
+    *,
+    inputs: list[Path],
+    package: Path,
+    out: Path,
+    images_root: Path | None = None,
+    params: Path | None = None,
+    columns: str | None = None,
+    report: Path | None = None,
+    chunk_size: int | None = None,
+) -> ScoreJob:
+    """A :class:`ScoreJob` from command-line options over the ``score`` params section.
+
+    Raises
+    ------
+    ConfigError
+        On a bad column mapping, chunk size or a missing input.
+    """
+    cfg = _score_section(params)
+    source = dict(cfg.get("source") or {})
+    if columns:
+        source["columns"] = {**(source.get("columns") or {}), **parse_columns(columns)}
+        image_column = source["columns"].pop("images", None)
+        if image_column:
+            source["image_column"] = image_column
+    if images_root is None and cfg.get("images_root"):
+        images_root = resolve_path(cfg, cfg["images_root"])
+    if images_root is None and inputs:
+        # Photo paths are relative to the listing file unless told otherwise.
+        images_root = inputs[0].resolve().parent
+    size = int(chunk_size or cfg.get("chunk_size") or DEFAULT_CHUNK_SIZE)
+    if size < 1:
+        raise ConfigError("score.chunk_size must be at least 1")
+    for path in inputs:
+        if not path.is_file():
+            raise ConfigError(f"{path}: input file not found")
+    report_cfg = dict(cfg.get("report") or {})
+    return ScoreJob(
+        inputs=[p.resolve() for p in inputs],
+        package_dir=package.resolve(),
+        out_path=out.resolve(),
+        source=source,
+        images_root=images_root.resolve() if images_root else None,
+        chunk_size=size,
+        report_path=report.resolve() if report else None,
+        report_max_listings=int(report_cfg.get("max_listings", 500)),
+        thumb_px=int(report_cfg.get("thumb_px", 96)),
+    )
+
+
+def run_job(job: ScoreJob) -> int:
+    """Run the job, log where the outputs are and the counts; return the exit code."""
+    job.out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        stats = score_inputs(job)
+    except KeyboardInterrupt:
+        done = len(list(job.checkpoint_dir.glob("chunk-*.parquet")))
+        logger.warning(
+            "interrupted: %d chunks are saved in %s; run the same command to resume",
+            done,
+            job.checkpoint_dir,
+        )
+        raise
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(stats.by_status.items()))
+    logger.info(
+        "scored %d rows in %.1f s (%s); %d with unusable photos -> %s",
+        stats.rows,
+        stats.seconds,
+        counts,
+        stats.photo_issues,
+        job.out_path,
+    )
+    if job.report_path is not None:
+        logger.info("report -> %s", job.report_path)
+    if stats.exit_code:
+        logger.warning("some rows were rejected or had unusable photos: see status and reason")
+    return stats.exit_code
