@@ -604,7 +604,7 @@ def _dataset_dict(frame: pd.DataFrame, columns: tuple[str, ...], kind: str):
     return DatasetDict(parts)
 
 
-def _save(dataset_dict, path: Path) -> None:  # noqa: ANN001 - datasets.DatasetDict
+def _save(dataset_dict, path: Path) -> None:
     # One shard per split, so that an empty split is still written and loads back.
     dataset_dict.save_to_disk(str(path), num_shards={name: 1 for name in dataset_dict})
 
