@@ -227,15 +227,22 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as err:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(err, click.ClickException):
+    except Exception as err:  # usage errors arrive here in non-standalone mode
+        if _is_click_error(err, "ClickException"):
             err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
+            sys.exit(2 if err.exit_code in (None, 1) else err.exit_code)
+        if _is_click_error(err, "Abort"):
             sys.exit(130)
         raise
+
+
+def _is_click_error(err: BaseException, name: str) -> bool:
+    """True for click's exception ``name``, from click itself or the copy typer bundles."""
+    import click
+
+    bundled = getattr(getattr(typer, "_click", None), "exceptions", None)
+    classes = [getattr(module, name, None) for module in (click.exceptions, bundled)]
+    return any(cls is not None and isinstance(err, cls) for cls in classes)
 
 
 if __name__ == "__main__":

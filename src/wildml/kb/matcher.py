@@ -46,6 +46,9 @@ from wildml.kb.loader import Entry, KnowledgeBase, load_kb
 
 logger = logging.getLogger(__name__)
 
+# Longest text the matcher searches; see Matcher.match.
+MAX_MATCH_CHARS = 20_000
+
 ADJACENT_CHARS = 12
 _ASCII_LETTER = re.compile(r"[a-z]")
 # An adjacent context word does not reach across a clause break.
@@ -203,6 +206,16 @@ class Matcher:
             Optional language hint; when a term exists in several languages the entry in this
             language is reported.
         """
+        if text and len(text) > MAX_MATCH_CHARS:
+            # Known limitation: context rules cost time that grows faster than the text, so
+            # only the first MAX_MATCH_CHARS characters are searched; evidence further on in a
+            # very long listing is not reported. Real listings are far shorter.
+            logger.warning(
+                "listing text of %d characters: the knowledge base searches the first %d",
+                len(text),
+                MAX_MATCH_CHARS,
+            )
+            text = text[:MAX_MATCH_CHARS]
         return self._match(text, lang, fast=True)
 
     def _match(self, text: str, lang: str | None, *, fast: bool) -> list[Evidence]:
