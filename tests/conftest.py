@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,6 @@ def _isolated_mlflow(mlflow_store, monkeypatch):
     """Point MLflow at the test store so tests never touch the project's database."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_store / 'mlflow.db'}")
     monkeypatch.setenv("WILDML_ARTIFACT_ROOT", str(mlflow_store / "artifacts"))
-    if "mlflow" in sys.modules:
-        # A test may have pointed the MLflow client elsewhere; start each test on the store.
-        sys.modules["mlflow"].set_tracking_uri(f"sqlite:///{mlflow_store / 'mlflow.db'}")
     yield
 
 

@@ -109,6 +109,8 @@ def test_cli_trains_logs_to_mlflow_and_another_process_reproduces(tmp_path):
     again = TextModel.load(model_dir).predict_proba(frame.loc[held_out["listing_id"]])
     np.testing.assert_array_equal(again, held_out["p_text"].to_numpy())
 
+    # Another test may have pointed the client elsewhere; the CLI used the environment's store.
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["test-text"], output_format="list")
     assert len(runs) == 1
     logged = runs[0].data
