@@ -251,6 +251,11 @@ def load_listing_source(spec: SourceSpec) -> tuple[pd.DataFrame, list[Reject]]:
     if spec.limit:
         frame = frame.head(int(spec.limit))
     _check_required(frame, spec)
+    return listing_fields(frame, spec), rejects
+
+
+def listing_fields(frame: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
+    """Map a read table onto contract fields: ids (generated with ``id_prefix``) and photos."""
     mapped = map_columns(frame, spec, LISTING_FIELDS)
     if spec.id_prefix:
         mapped["listing_id"] = [f"{spec.id_prefix}:{row}" for row in mapped[ROW]]
@@ -262,7 +267,7 @@ def load_listing_source(spec: SourceSpec) -> tuple[pd.DataFrame, list[Reject]]:
             list(images) + table.get(str(listing_id).strip(), [])
             for images, listing_id in zip(mapped["images"], mapped["listing_id"], strict=True)
         ]
-    return mapped, rejects
+    return mapped
 
 
 def _check_required(frame: pd.DataFrame, spec: SourceSpec) -> None:

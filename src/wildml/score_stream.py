@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wildml.contract import LISTING_FIELDS, SourceSpec, infer_format
+from wildml.contract import SourceSpec, infer_format
 from wildml.errors import ConfigError, DataError
 from wildml.normalise import has_undecodable
 
@@ -223,7 +223,7 @@ def source_spec(job: ScoreJob, path: Path) -> SourceSpec:
 
 def contract_frame(rows: list[RawRow], spec: SourceSpec) -> pd.DataFrame:
     """Readable rows of a chunk mapped onto the listing contract, with ``_row`` and images."""
-    from wildml.readers import ROW, map_columns
+    from wildml.readers import ROW, listing_fields
 
     records = [dict(r.values, **{ROW: r.row}) for r in rows]
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({ROW: []})
@@ -234,21 +234,9 @@ def contract_frame(rows: list[RawRow], spec: SourceSpec) -> pd.DataFrame:
     image_column = spec.image_column or ("images" if "images" in frame.columns else None)
     if image_column and image_column != spec.image_column:
         spec = SourceSpec(**{**spec.__dict__, "image_column": image_column})
-    mapped = map_columns(frame, spec, LISTING_FIELDS)
-    if spec.id_prefix:
-        mapped["listing_id"] = [f"{spec.id_prefix}:{row}" for row in mapped[ROW]]
-    if "images" not in mapped.columns:
-        mapped["images"] = [[] for _ in range(len(mapped))]
-    if spec.image_table is not None:
-        from wildml.readers import read_image_table
-
-        # Known limitation: a separate photo table is read whole for each chunk; for very
-        # large tables put the photo paths in an image column of the listing file instead.
-        table = read_image_table(spec.image_table, spec.name)
-        mapped["images"] = [
-            list(images) + table.get(str(listing_id).strip(), [])
-            for images, listing_id in zip(mapped["images"], mapped["listing_id"], strict=True)
-        ]
+    # Known limitation: a separate photo table is read whole for each chunk; for very
+    # large tables put the photo paths in an image column of the listing file instead.
+    mapped = listing_fields(frame, spec)
     return mapped
 
 
