@@ -334,3 +334,42 @@ def test_cli_fuse_tracks_a_run(tmp_path):
     experiment = client.get_experiment_by_name("test-fuse")
     runs = client.search_runs([experiment.experiment_id], "tags.`wildml.stage` = 'fuse'")
     assert runs and 0.0 < runs[0].data.metrics["threshold"] < 1.0
+
+
+def test_auto_calibration_is_sigmoid_on_a_small_fit_set():
+    listings = synthetic_listings()
+    text, image = synthetic_scores(listings)
+    features = build_features(listings, text["p_text"].to_numpy(), image)
+    train = (listings["split"] == "train").to_numpy()
+    fit = features[train].reset_index(drop=True), listings["label"][train].to_numpy()
+    small = Fuser(n_folds=3, min_isotonic=1000, random_state=0).fit(*fit)
+    assert small.calibration_ == "sigmoid"
+    # With the bar lowered, isotonic is a candidate again and the lower log-loss wins.
+    large = Fuser(n_folds=3, min_isotonic=10, random_state=0).fit(*fit)
+    losses = large.calibration_loss_
+    assert large.calibration_ == min(losses, key=losses.get)
+
+
+def test_features_beyond_the_fit_range_are_clipped(tmp_path):
+    fuser, features = _fit_small()
+    low, high = fuser.feature_range_["text_len"]
+    row = features.iloc[[0]].copy()
+    at_edge, beyond = row.copy(), row.copy()
+    at_edge["text_len"], beyond["text_len"] = high, high + 5.0
+    assert fuser.predict(beyond)[0] == pytest.approx(fuser.predict(at_edge)[0])
+    below = row.copy()
+    below["text_len"] = low - 5.0
+    assert fuser.predict(below)[0] == pytest.approx(fuser.predict(row.assign(text_len=low))[0])
+    fuser.save(tmp_path)
+    again = Fuser.load(tmp_path)
+    assert again.feature_range_ == fuser.feature_range_
+    np.testing.assert_array_equal(again.predict(beyond), fuser.predict(beyond))
+
+
+def test_uncalibrated_scores_order_listings_within_a_calibrated_step():
+    fuser, features = _fit_small(calibration="isotonic")
+    p, raw = fuser.predict_with_scores(features)
+    np.testing.assert_array_equal(p, fuser.predict(features))
+    assert np.unique(raw).size > np.unique(p).size
+    order = np.lexsort((-raw, -p))
+    assert np.all(np.diff(p[order]) <= 0)

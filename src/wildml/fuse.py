@@ -240,6 +240,10 @@ class Fuser:
         Inverse L2 strength of the logistic stacker.
     calibration
         ``"auto"`` (lower held-out log-loss wins), ``"isotonic"`` or ``"sigmoid"``.
+    min_isotonic
+        ``"auto"`` considers isotonic calibration only when the fit set has at least this many
+        listings: on fewer, its steps follow the noise of a few listings and whole groups of
+        unlike listings share one probability.
     n_folds
         Folds of the cross-fitting that gives out-of-fold stacker scores.
     min_lang_count
@@ -257,6 +261,7 @@ class Fuser:
         stacker: str = "logistic",
         C: float = 1.0,
         calibration: str = "auto",
+        min_isotonic: int = 1000,
         n_folds: int = 5,
         min_lang_count: int = 5,
         lang_groups: dict[str, list[str]] | None = None,
@@ -265,6 +270,7 @@ class Fuser:
         self.stacker = stacker
         self.C = C
         self.calibration = calibration
+        self.min_isotonic = min_isotonic
         self.n_folds = n_folds
         self.min_lang_count = min_lang_count
         self.lang_groups = lang_groups
@@ -281,6 +287,14 @@ class Fuser:
     def _learn_encoding(self, features: pd.DataFrame) -> None:
         numeric = [c for c in features.columns if c not in ("listing_id", "lang")]
         self.feature_columns_ = numeric
+        # Inputs are clipped to the range seen in fitting: a linear stacker must not
+        # extrapolate (a two-word message is far shorter than any fit listing, say).
+        self.feature_range_ = {}
+        for column in numeric:
+            values = self._column_values(features, column)
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                self.feature_range_[column] = [float(finite.min()), float(finite.max())]
         self.lang_levels_: list[str] = []
         if "lang" in features.columns:
             counts = pd.Series(self._lang_group(features["lang"])).value_counts()
@@ -300,12 +314,11 @@ class Fuser:
         if missing:
             raise DataError(f"fuser features: missing columns {missing}")
         blocks = []
+        ranges = getattr(self, "feature_range_", {})
         for column in self.feature_columns_:
-            values = pd.to_numeric(features[column], errors="coerce").to_numpy(np.float64)
-            if column == "p_text" or column.startswith(IMAGE_PREFIX):
-                # NaN (no text / no photo) -> logit 0, i.e. p = 0.5: neutral, while the
-                # has_text / has_photo indicator carries the state itself.
-                values = np.where(np.isfinite(values), _logit(values), 0.0)
+            values = self._column_values(features, column)
+            if column in ranges:
+                values = np.clip(values, *ranges[column])
             blocks.append(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0))
         if self.uses_lang_:
             groups = self._lang_group(features["lang"])
@@ -315,6 +328,15 @@ class Fuser:
             # Unseen or rare languages land here, so a new language never breaks scoring.
             blocks.append((~known).astype(np.float64))
         return np.column_stack(blocks) if blocks else np.zeros((len(features), 0))
+
+    @staticmethod
+    def _column_values(features: pd.DataFrame, column: str) -> np.ndarray:
+        values = pd.to_numeric(features[column], errors="coerce").to_numpy(np.float64)
+        if column == "p_text" or column.startswith(IMAGE_PREFIX):
+            # NaN (no text / no photo) -> logit 0, i.e. p = 0.5: neutral, while the
+            # has_text / has_photo indicator carries the state itself.
+            values = np.where(np.isfinite(values), _logit(values), 0.0)
+        return values
 
     @property
     def feature_names_out_(self) -> list[str]:
@@ -409,7 +431,7 @@ class Fuser:
         else:
             losses, oof_proba = _crossval_losses(oof, y, folds)
         self.calibration_loss_ = losses
-        self.calibration_ = self._choose(losses)
+        self.calibration_ = self._choose(losses, y.size)
         self.calibrator_ = _fit_calibrator(self.calibration_, oof, y)
         self.oof_proba_ = oof_proba[self.calibration_]
         self.n_fit_, self.n_fit_positives_ = int(y.size), int(y.sum())
@@ -424,17 +446,32 @@ class Fuser:
                 f"fuse.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}"
             )
 
-    def _choose(self, losses: dict[str, float]) -> str:
+    def _choose(self, losses: dict[str, float], n_fit: int) -> str:
         if self.calibration != "auto":
             return self.calibration
+        if n_fit < self.min_isotonic:
+            logger.info(
+                "fuse: %d fit listings < fuse.min_isotonic %d: sigmoid calibration",
+                n_fit,
+                self.min_isotonic,
+            )
+            return "sigmoid"
         return min(losses, key=lambda name: (losses[name], name != "sigmoid"))
 
     # ---- prediction -----------------------------------------------------------------------
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability that each listing offers a protected product, shape (n,)."""
+        return self.predict_with_scores(features)[0]
+
+    def predict_with_scores(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and the stacker's uncalibrated ones, each shape (n,).
+
+        Isotonic calibration maps ranges of stacker scores onto one probability; the
+        uncalibrated score orders the listings that share it.
+        """
         scores = self.stacker_.predict_proba(self.design_matrix(features))[:, 1]
-        return _calibrate(self.calibrator_, scores)
+        return _calibrate(self.calibrator_, scores), scores
 
     def set_thresholds(
         self,
@@ -484,12 +521,14 @@ class Fuser:
                 "stacker": self.stacker,
                 "C": self.C,
                 "calibration": self.calibration,
+                "min_isotonic": self.min_isotonic,
                 "n_folds": self.n_folds,
                 "min_lang_count": self.min_lang_count,
                 "lang_groups": self.lang_groups,
                 "random_state": self.random_state,
             },
             "feature_columns": self.feature_columns_,
+            "feature_range": self.feature_range_,
             "uses_lang": self.uses_lang_,
             "lang_levels": self.lang_levels_,
             "feature_names_out": self.feature_names_out_,
@@ -532,6 +571,7 @@ class Fuser:
         state = record["fuser"]
         fuser = cls(**state["params"])
         fuser.feature_columns_ = list(state["feature_columns"])
+        fuser.feature_range_ = dict(state.get("feature_range") or {})
         fuser.uses_lang_ = bool(state["uses_lang"])
         fuser.lang_levels_ = list(state["lang_levels"])
         fuser.calibration_ = state["calibration_method"]
@@ -743,6 +783,7 @@ def _fuser_from_cfg(cfg: dict[str, Any]) -> Fuser:
         stacker=str(cfg.get("stacker", "logistic")),
         C=float(cfg.get("C", 1.0)),
         calibration=str(cfg.get("calibration", "auto")),
+        min_isotonic=int(cfg.get("min_isotonic", 1000)),
         n_folds=int(cfg.get("n_folds", 5)),
         min_lang_count=int(cfg.get("min_lang_count", 5)),
         lang_groups=cfg.get("lang_groups"),
