@@ -97,3 +97,16 @@ def test_skops_allowlist_refuses_unknown_types(tmp_path):
     safe_io.dump(forest, tmp_path / "forest.skops")
     with pytest.raises(DataError, match="allowlist"):
         safe_io.load(tmp_path / "forest.skops")
+
+
+def test_memory_limit_bounds_the_in_memory_vectors():
+    encoder = CountingEncoder()
+    cached = CachedEncoder(encoder, batch_size=4, progress=False, memory_limit=5)
+    texts = [f"text {i}" * (i + 1) for i in range(12)]
+    unbounded = CachedEncoder(CountingEncoder(), progress=False)
+    np.testing.assert_array_equal(cached.encode(texts), unbounded.encode(texts))
+    assert len(cached._vectors) == 5
+    # The newest vectors stay: asking again for them embeds nothing new.
+    seen = len(encoder.seen)
+    cached.encode(texts[-5:])
+    assert len(encoder.seen) == seen

@@ -102,13 +102,27 @@ class TfidfComponent(BaseEstimator):
         self.pipeline_ = Pipeline(
             [("features", features), ("clf", _head(self.class_weight, self.c, self.random_state))]
         )
+        self._last_matrix = self._feature_names = None  # belong to the previous fit
         self.pipeline_.fit(inputs, np.asarray(y))
         self.vocabulary_ = self._word_vocabulary()
         return self
 
     def decision_features(self, inputs: pd.DataFrame) -> np.ndarray:
         """Log-odds from the output of :meth:`featurize`, shape (n,)."""
-        return self.pipeline_.decision_function(inputs).astype(np.float64)
+        matrix = self._matrix(inputs)
+        clf = self.pipeline_.named_steps["clf"]
+        return clf.decision_function(matrix).astype(np.float64)
+
+    def _matrix(self, inputs: pd.DataFrame) -> Any:
+        """TF-IDF rows of ``inputs``; the last result is kept, since scoring asks for the
+        score and then the explanation of the same listings."""
+        key = hash((tuple(inputs["text"]), tuple(inputs["seller_profile"])))
+        last = getattr(self, "_last_matrix", None)
+        if last is not None and last[0] == key:
+            return last[1]
+        matrix = self.pipeline_.named_steps["features"].transform(inputs).tocsr()
+        self._last_matrix = (key, matrix)
+        return matrix
 
     def featurize(self, frame: Any) -> pd.DataFrame:
         """The model's input: the listing frame with over-long texts cut."""
@@ -147,10 +161,13 @@ class TfidfComponent(BaseEstimator):
 
     def explain(self, frame: Any, top_k: int = 5) -> list[list[dict[str, Any]]]:
         """Top n-grams present in each listing, by weight x tf-idf (both signs)."""
-        features = self.pipeline_.named_steps["features"]
         coef = self.pipeline_.named_steps["clf"].coef_.ravel()
-        names = features.get_feature_names_out()
-        matrix = features.transform(self._inputs(frame)).tocsr()
+        names = getattr(self, "_feature_names", None)
+        if names is None:
+            names = self._feature_names = self.pipeline_.named_steps[
+                "features"
+            ].get_feature_names_out()
+        matrix = self._matrix(self._inputs(frame))
         out = []
         for row in range(matrix.shape[0]):
             start, end = matrix.indptr[row], matrix.indptr[row + 1]
@@ -212,6 +229,9 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
+MEMORY_VECTORS = 20_000
+
+
 class EncoderComponent(BaseEstimator):
     """A frozen multilingual sentence encoder with a trained logistic-regression head.
 
@@ -252,7 +272,11 @@ class EncoderComponent(BaseEstimator):
         if self._cached is None:
             from wildml.text.encoders import CachedEncoder, build_encoder
 
-            self._cached = CachedEncoder(build_encoder(self.encoder or {}), progress=False)
+            # A loaded model scores stream after stream: keep a bounded set of vectors
+            # in memory so a long scoring run does not grow with its input.
+            self._cached = CachedEncoder(
+                build_encoder(self.encoder or {}), progress=False, memory_limit=MEMORY_VECTORS
+            )
         return self._cached
 
     def embed(self, frame: Any) -> np.ndarray:

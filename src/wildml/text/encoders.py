@@ -15,6 +15,7 @@ them in safetensors shards, so a re-run embeds only texts it has not seen.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -160,6 +161,9 @@ class CachedEncoder:
         Texts per call of the encoder; one shard is written per ``shard_size`` new vectors.
     progress
         Show a progress bar while embedding.
+    memory_limit
+        Most vectors kept in memory (the oldest go first; the disk cache keeps them all).
+        None: no limit.
     """
 
     def __init__(
@@ -170,8 +174,10 @@ class CachedEncoder:
         batch_size: int = 32,
         shard_size: int = 512,
         progress: bool = True,
+        memory_limit: int | None = None,
     ) -> None:
         self.encoder = encoder
+        self.memory_limit = memory_limit
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size = batch_size
         self.shard_size = shard_size
@@ -217,7 +223,17 @@ class CachedEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, key in enumerate(keys):
             out[row] = self._vectors[key]
+        self._trim()
         return out
+
+    def _trim(self) -> None:
+        """Drop the oldest in-memory vectors beyond ``memory_limit``."""
+        if self.memory_limit is None:
+            return
+        excess = len(self._vectors) - max(int(self.memory_limit), 0)
+        if excess > 0:
+            for key in list(itertools.islice(self._vectors, excess)):
+                del self._vectors[key]
 
     def _embed_missing(self, items: list[tuple[str, str]]) -> None:
         from tqdm.auto import tqdm
