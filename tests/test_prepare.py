@@ -186,3 +186,54 @@ def test_photo_manifest_source(tmp_path):
     classes = sorted(c for split in photos.values() for c in split["photo_class"] if c)
     assert classes == ["bone", "ceramic", "ivory"]
     assert "missing" in set(rejects_of(tmp_path)["reason"])
+
+
+def jsonl_source(tmp_path: Path, records: list[dict]) -> Path:
+    """Write listings.jsonl beside the CSV of GOOD and add it as a second source."""
+    params = make_source(tmp_path, GOOD)
+    (tmp_path / "listings.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
+    config = yaml.safe_load(params.read_text())
+    config["prepare"]["sources"].append({"name": "j", "path": "listings.jsonl"})
+    params.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return params
+
+
+def test_list_or_mapping_in_a_text_field_is_rejected_with_the_field(tmp_path):
+    records = [
+        {"listing_id": "j1", "text": ["ivory", "bangle"], "label": "1", "product": "ivory"},
+        {"listing_id": "j2", "text": "Ivory carving, old", "title": {"x": 1}, "label": "0"},
+        {"listing_id": "j3", "text": "Plastic bangle, white colour, cheap", "label": "0"},
+    ]
+    report = run(jsonl_source(tmp_path, records))
+    rejects = rejects_of(tmp_path)
+    bad = rejects[rejects["reason"] == "bad_field_type"].set_index("listing_id")
+    assert bad.loc["j1", "detail"] == "'text' is a list"
+    assert bad.loc["j2", "detail"] == "'title' is a mapping"
+    assert {"j1", "j2"}.isdisjoint(kept_ids(tmp_path)) and "j3" in kept_ids(tmp_path)
+    assert report["rejects"]["listings"]["bad_field_type"] == 2
+    assert report["rows_accounted"] == report["input_rows_total"] == len(GOOD) + 3
+
+
+def test_language_counts_are_of_kept_listings(tmp_path):
+    base = "Ngà voi thật nguyên khối, hàng hiếm, liên hệ để biết giá"
+    rows = [
+        *GOOD,
+        ("l1", base, "", "1", "ivory", ""),
+        ("l2", base, "", "1", "ivory", ""),  # exact duplicates of l1: dropped
+        ("l6", base, "", "1", "ivory", ""),
+        ("l3", "Old ivory chopsticks from an estate sale, pair", "xx", "1", "ivory", ""),
+        ("l4", "Gelang gading asli, harga nego, hubungi kami", "Klingon", "1", "ivory", ""),
+        ("l5", "Mammoth ivory pendant, certificate included", "EN-us", "1", "ivory", ""),
+    ]
+    report = run(make_source(tmp_path, rows))
+    assert {"l2", "l6"}.isdisjoint(kept_ids(tmp_path))
+    # a3, l1, l3 and l4 are detected; the dropped l2 and l6 are not counted
+    assert report["languages"]["detected"] == 4
+    assert report["languages"]["counted_on"] == "kept_listings"
+    assert report["languages"]["unknown_given"] == {"klingon": 1, "xx": 1}
+    data = load_from_disk(str(tmp_path / "prepared" / "listings"))
+    rows_by_id = {r["listing_id"]: r for split in data.values() for r in split}
+    assert (rows_by_id["l5"]["lang"], rows_by_id["l5"]["lang_source"]) == ("en", "given")
+    assert (rows_by_id["l3"]["lang"], rows_by_id["l4"]["lang"]) == ("en", "id")

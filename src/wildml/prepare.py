@@ -23,10 +23,10 @@ from wildml.config import load_params, resolve_path, section
 from wildml.contract import OPTIONAL_TEXT_FIELDS, PRODUCT_ID, UNLABELLED, SourceSpec, parse_label
 from wildml.dedupe import UnionFind, near_duplicate_pairs, near_identical_photos, text_key
 from wildml.errors import ConfigError, DataError, RejectThresholdError
-from wildml.lang import DEFAULT_LANGUAGES, detect_lang
+from wildml.listing_text import detect_or_keep_language, text_fields
 from wildml.normalise import normalise_text
 from wildml.photos import PhotoError, PhotoLimits, load_rgb, resolve_inside
-from wildml.readers import ROW, Reject, load_listing_source, load_photo_source
+from wildml.readers import FIELD_ERROR, ROW, Reject, load_listing_source, load_photo_source
 from wildml.split import SPLITS, grouped_split
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ class Collected:
     rejects: list[Reject] = field(default_factory=list)
     input_rows: Counter = field(default_factory=Counter)
     input_photos: int = 0
-    lang_detected: int = 0
     truncated: int = 0
 
 
@@ -157,8 +156,7 @@ def _collect_listings(
         if reject is not None:
             collected.rejects.append(reject)
             continue
-        collected.lang_detected += record["lang_source"] == "detected"
-        collected.truncated += record.pop("_truncated")
+        collected.truncated += record.pop("truncated")
         seen_ids[record["listing_id"]] = spec.name
         collected.listings.append(record)
 
@@ -193,6 +191,10 @@ def _listing_record(
 ) -> tuple[dict[str, Any], Reject | None]:
     listing_id = str(row.get("listing_id", "")).strip()
     number = int(row[ROW])
+    field_error = str(row.get(FIELD_ERROR, "") or "")
+    if field_error:
+        detail = field_error.removeprefix("bad_field_type: ")
+        return {}, Reject(spec.name, number, listing_id, "bad_field_type", detail)
     if not listing_id:
         return {}, Reject(spec.name, number, "", "missing_id", "empty listing_id")
     if listing_id in seen_ids:
@@ -205,7 +207,7 @@ def _listing_record(
         product = ""
     if product and not PRODUCT_ID.match(product):
         return {}, Reject(spec.name, number, listing_id, "bad_product", f"product {product!r}")
-    record = _text_fields(row, cfg)
+    record = text_fields(row, cfg)
     record.update(
         listing_id=listing_id,
         source=spec.name,
@@ -215,35 +217,8 @@ def _listing_record(
     )
     record.update({name: str(row.get(name, "")).strip() for name in OPTIONAL_TEXT_FIELDS})
     record["seller_profile"] = normalise_text(row.get("seller_profile", ""))
-    _set_language(record, row, cfg)
+    detect_or_keep_language(record, row, cfg)
     return record, None
-
-
-def _text_fields(row: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
-    raw = str(row.get("text", "") or "")
-    if not raw.strip():
-        parts = [str(row.get(name, "") or "") for name in ("title", "description")]
-        raw = "\n".join(part for part in parts if part.strip())
-    text = normalise_text(raw)
-    limit = int(cfg.get("max_text_chars", 100_000))
-    truncated = len(text) > limit
-    return {"text": text[:limit], "text_original": raw[: 4 * limit], "_truncated": truncated}
-
-
-def _set_language(record: dict[str, Any], row: dict[str, Any], cfg: dict[str, Any]) -> None:
-    given = str(row.get("lang", "")).strip().lower().replace("_", "-").split("-")[0]
-    if given.isalpha() and 2 <= len(given) <= 3:
-        record["lang"], record["lang_source"] = given, "given"
-        return
-    options = cfg.get("lang_detect") or {}
-    lang, _confidence = detect_lang(
-        record["text"],
-        min_chars=int(options.get("min_chars", 12)),
-        min_confidence=float(options.get("min_confidence", 0.3)),
-        fallback=str(options.get("fallback", "und")),
-        languages=tuple(options.get("languages") or DEFAULT_LANGUAGES),
-    )
-    record["lang"], record["lang_source"] = lang, "detected"
 
 
 def _attach_photos(
@@ -308,6 +283,12 @@ def _collect_photos(spec: SourceSpec, inspector: PhotoInspector, collected: Coll
     for row in frame.to_dict("records"):
         number, relative = int(row[ROW]), str(row.get("image", "")).strip()
         photo_class = str(row.get("photo_class", "")).strip().lower()
+        if row.get(FIELD_ERROR):
+            detail = str(row[FIELD_ERROR]).removeprefix("bad_field_type: ")
+            collected.rejects.append(
+                Reject(spec.name, number, "", "bad_field_type", detail, "photo")
+            )
+            continue
         if not photo_class:
             collected.rejects.append(
                 Reject(spec.name, number, "", "missing_class", relative, "photo")
@@ -515,11 +496,24 @@ def _build_report(
             "groups_with_several_listings": int((groups > 1).sum()),
             "largest_group": int(groups.max()) if len(groups) else 0,
         },
-        "languages": {"detected": int(collected.lang_detected)},
+        "languages": _language_counts(listings),
         "truncated_texts": int(collected.truncated),
         "splits": _split_counts(listings, photos),
         "counts": _cell_counts(listings),
         "wall_time_s": round(wall_time, 2),
+    }
+
+
+def _language_counts(listings: pd.DataFrame) -> dict[str, Any]:
+    """Language sources of the kept listings (after duplicates are dropped), so the counts
+    describe the prepared data rather than the input rows."""
+    if listings.empty:
+        return {"counted_on": "kept_listings", "detected": 0, "unknown_given": {}}
+    unknown = listings.loc[listings["lang_unknown"] != "", "lang_unknown"]
+    return {
+        "counted_on": "kept_listings",
+        "detected": int((listings["lang_source"] == "detected").sum()),
+        "unknown_given": {str(k): int(v) for k, v in unknown.value_counts().sort_index().items()},
     }
 
 

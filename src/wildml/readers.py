@@ -2,7 +2,9 @@
 
 Every value is read as a string so that nothing is coerced silently (ids keep their leading
 zeros, prices their formatting). Rows that cannot be read are returned as rejects with their
-row number instead of stopping the read.
+row number instead of stopping the read. JSON Lines and Parquet can hold lists and mappings:
+they are kept as such while reading, and a contract field holding one is blanked and named in
+the ``_field_error`` column of the mapped frame, so that no stage scores ``['a', 'b']`` as text.
 """
 
 from __future__ import annotations
@@ -11,18 +13,24 @@ import csv
 import io
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from wildml.contract import LISTING_FIELDS, ImageTable, SourceSpec
+from wildml.contract import LISTING_FIELDS, PHOTO_FIELDS, ImageTable, SourceSpec
 from wildml.errors import DataError
 from wildml.normalise import has_undecodable, mark_undecodable
 
 logger = logging.getLogger(__name__)
 
 ROW = "_row"
+# Column of a mapped frame naming the contract fields that held a list or mapping ("" if none).
+FIELD_ERROR = "_field_error"
+# Image tables kept in memory, keyed by file identity; see _cached_image_table.
+_IMAGE_TABLE_CACHE_SIZE = 4
+_image_tables: OrderedDict[tuple, dict[str, list[str]]] = OrderedDict()
 
 
 @dataclass
@@ -137,15 +145,19 @@ def _decode_json_line(raw: bytes) -> tuple[dict | None, str]:
 
 
 def _as_text(value: object) -> object:
-    """Keep lists (photo paths) as lists, turn scalars into strings, None into ''."""
+    """Turn scalars into strings and None into ''; keep lists and mappings as containers.
+
+    A list is legitimate in a photo column; in a contract text field, a list or mapping is
+    reported by :func:`listing_fields` rather than turned into text here.
+    """
     if value is None:
         return ""
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_as_text(item) for item in value]
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
+        return {str(key): _as_text(item) for key, item in value.items()}
     return str(value)
 
 
@@ -230,6 +242,42 @@ def _split_paths(cell: object, separator: str) -> list[str]:
     return [part.strip() for part in text.split(separator) if part.strip()]
 
 
+def mark_field_types(mapped: pd.DataFrame, fields: tuple[str, ...], spec: SourceSpec) -> None:
+    """Blank contract fields holding a list or mapping and name them in ``_field_error``.
+
+    Parameters
+    ----------
+    mapped
+        A frame from :func:`map_columns`; changed in place. ``_field_error`` is always added:
+        ``""`` for a sound row, else ``bad_field_type: 'text' is a list`` (every bad field of
+        the row, with its source column when it is named differently).
+    fields
+        The contract fields that must hold one text value each.
+    spec
+        The source, for the names of the mapped columns.
+    """
+    problems: list[list[str]] = [[] for _ in range(len(mapped))]
+    for field_name in fields:
+        if field_name not in mapped.columns:
+            continue
+        values = list(mapped[field_name])
+        bad = [i for i, value in enumerate(values) if isinstance(value, list | dict)]
+        if not bad:
+            continue
+        column = spec.columns.get(field_name, field_name)
+        where = (
+            f"{field_name!r}" if column == field_name else f"{field_name!r} (column {column!r})"
+        )
+        for i in bad:
+            kind = "a list" if isinstance(values[i], list) else "a mapping"
+            problems[i].append(f"{where} is {kind}")
+            values[i] = ""
+        mapped[field_name] = values
+    mapped[FIELD_ERROR] = [
+        "bad_field_type: " + "; ".join(found) if found else "" for found in problems
+    ]
+
+
 def read_image_table(table: ImageTable, source: str) -> dict[str, list[str]]:
     """Read a listing→photo table into ``{listing key: [paths]}``, keeping file order."""
     frame, rejects = read_table(table.path, table.format, source=source)
@@ -245,6 +293,28 @@ def read_image_table(table: ImageTable, source: str) -> dict[str, list[str]]:
     return photos
 
 
+def _cached_image_table(table: ImageTable, source: str) -> dict[str, list[str]]:
+    """:func:`read_image_table`, read once per file identity (path, size, mtime) and columns.
+
+    ``wildml score`` maps each chunk of a large input separately; without the cache the whole
+    photo table would be read again for every chunk. The result is shared: do not change it.
+    """
+    path = Path(table.path).resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        return read_image_table(table, source)  # let the reader report the missing file
+    key = (str(path), stat.st_size, stat.st_mtime_ns, table.key, table.image, table.format)
+    if key in _image_tables:
+        _image_tables.move_to_end(key)
+        return _image_tables[key]
+    photos = read_image_table(table, source)
+    _image_tables[key] = photos
+    while len(_image_tables) > _IMAGE_TABLE_CACHE_SIZE:
+        _image_tables.popitem(last=False)
+    return photos
+
+
 def load_listing_source(spec: SourceSpec) -> tuple[pd.DataFrame, list[Reject]]:
     """Read one listings source into contract fields plus ``images`` and ``_row``."""
     frame, rejects = read_table(spec.path, spec.format, delimiter=spec.delimiter, source=spec.name)
@@ -255,14 +325,30 @@ def load_listing_source(spec: SourceSpec) -> tuple[pd.DataFrame, list[Reject]]:
 
 
 def listing_fields(frame: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
-    """Map a read table onto contract fields: ids (generated with ``id_prefix``) and photos."""
+    """Map a read table onto contract fields, ids (generated with ``id_prefix``) and photos.
+
+    Parameters
+    ----------
+    frame
+        A table from :func:`read_table` (or rows read the same way), with ``_row``.
+    spec
+        The source: column mapping, defaults, id prefix, image column or table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input row: ``_row``, the contract fields the source has (each one text
+        value), ``images`` (a list of paths) and ``_field_error`` (see
+        :func:`mark_field_types`; a row with a non-empty one must not be used as it is).
+    """
     mapped = map_columns(frame, spec, LISTING_FIELDS)
     if spec.id_prefix:
         mapped["listing_id"] = [f"{spec.id_prefix}:{row}" for row in mapped[ROW]]
+    mark_field_types(mapped, LISTING_FIELDS, spec)
     if "images" not in mapped.columns:
         mapped["images"] = [[] for _ in range(len(mapped))]
     if spec.image_table is not None:
-        table = read_image_table(spec.image_table, spec.name)
+        table = _cached_image_table(spec.image_table, spec.name)
         mapped["images"] = [
             list(images) + table.get(str(listing_id).strip(), [])
             for images, listing_id in zip(mapped["images"], mapped["listing_id"], strict=True)
@@ -302,4 +388,6 @@ def load_photo_source(spec: SourceSpec) -> tuple[pd.DataFrame, list[Reject]]:
                 f"{spec.path}: required column {column!r} ({field_name}) is missing; map it in "
                 f"prepare.sources.columns"
             )
-    return map_columns(frame, spec, ("image", "photo_class", "listing_id")), rejects
+    mapped = map_columns(frame, spec, PHOTO_FIELDS)
+    mark_field_types(mapped, PHOTO_FIELDS, spec)
+    return mapped, rejects

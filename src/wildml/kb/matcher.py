@@ -25,6 +25,12 @@ A hit's status comes from the context words around it:
   defusing one;
 - ``neutral``: neither.
 
+Folded forms keep one character per character, so a letter that NFKC writes as several (the
+ligatures ``ﬁ``, ``ﬂ``, ``ﬀ``, ``ĳ``, ``ǆ``) would break the word it sits in (``Marﬁl``,
+``Artiﬁcial``): a listing holding one is matched with each such letter written out, and the
+spans are mapped back, so it gets the evidence of its NFKC form with offsets into the text as
+written.
+
 Accent-sensitive Vietnamese context words (``bán``, ``giá``, ``nhựa``) match bare (``ban``)
 in a listing typed without any Vietnamese diacritic, unless the bare word would both confirm
 and defuse (``gia``: giá "price", giả "fake").
@@ -32,11 +38,12 @@ and defuse (``gia``: giá "price", giả "fake").
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import string
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import ahocorasick
@@ -222,6 +229,14 @@ class Matcher:
         """``match``; ``fast=False`` takes none of the shortcuts (the reference for tests)."""
         if not text:
             return []
+        if not text.isascii() and _ligature_class().search(text) is not None:
+            wide, origin = _expand_ligatures(text)
+            found = self._match_form(wide, lang, fast=fast)
+            return [_map_back(ev, text, origin) for ev in found]
+        return self._match_form(text, lang, fast=fast)
+
+    def _match_form(self, text: str, lang: str | None, *, fast: bool) -> list[Evidence]:
+        """``_match`` on a text without ligatures."""
         if fast and not text.isascii() and self._raw_hint.search(text) is None:
             return []
         form = fold.fold_full(text) if fast else fold.fold_full_reference(text)
@@ -326,6 +341,51 @@ class Matcher:
     def match_many(self, texts: list[str]) -> list[list[Evidence]]:
         """``match`` over a list of texts."""
         return [self.match(t) for t in texts]
+
+
+# Blocks that hold every letter whose NFKC form is several letters: Latin, Armenian, Arabic,
+# Lao, kana, and the alphabetic and Arabic presentation forms (a test scans all of Unicode
+# to keep this list complete).
+_LIGATURE_BLOCKS = ((0x0100, 0x0700), (0x0E80, 0x0F00), (0x1E00, 0x1F00), (0x3000, 0x3100),
+                    (0xFB00, 0xFF00))  # fmt: skip
+
+
+@functools.cache
+def _ligatures() -> dict[str, str]:
+    """Letters that NFKC writes as two or more letters (``ﬁ`` -> ``fi``), with that form."""
+    out = {}
+    for lo, hi in _LIGATURE_BLOCKS:
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            if not ch.isalpha() or not unicodedata.decomposition(ch).startswith("<"):
+                continue
+            wide = unicodedata.normalize("NFKC", ch)
+            if len(wide) > 1 and all(c.isalnum() for c in wide):
+                out[ch] = wide
+    return out
+
+
+@functools.cache
+def _ligature_class() -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(ch) for ch in sorted(_ligatures())) + "]")
+
+
+def _expand_ligatures(text: str) -> tuple[str, list[int]]:
+    """``text`` with every ligature written out, and per character its index in ``text``."""
+    table = _ligatures()
+    pieces: list[str] = []
+    origin: list[int] = []
+    for index, ch in enumerate(text):
+        wide = table.get(ch, ch)
+        pieces.append(wide)
+        origin.extend([index] * len(wide))
+    return "".join(pieces), origin
+
+
+def _map_back(evidence: Evidence, text: str, origin: list[int]) -> Evidence:
+    """Evidence found in the written-out form, with offsets into the original ``text``."""
+    start, end = origin[evidence.start], origin[evidence.end - 1] + 1
+    return replace(evidence, start=start, end=end, matched_text=text[start:end])
 
 
 def _automaton(
