@@ -13,7 +13,7 @@ import pytest
 
 from test_score_support import REPO, cli_env, trained_project
 from wildml.errors import PackageIntegrityError
-from wildml.score_manifest import package_digest, verify_package, write_manifest
+from wildml.score_manifest import package_digest, sha256_file, verify_package, write_manifest
 
 
 def make_folder(root: Path) -> Path:
@@ -121,6 +121,10 @@ def test_package_is_registered_with_alias(package, project):
     manifest = json.loads((package / "manifest.json").read_text())
     assert version.run_id == manifest["mlflow_run_id"]
     assert version.tags["wildml.package_digest"] == package_digest(manifest)
+    # the figures the package was exported with tie the version to its evaluate run
+    assert manifest["evaluated_metrics_sha256"] == sha256_file(project / "metrics.json")
+    assert version.tags["wildml.metrics_sha256"] == manifest["evaluated_metrics_sha256"]
+    assert version.tags["wildml.export_run_id"] == manifest["mlflow_run_id"]
 
 
 @pytest.mark.slow

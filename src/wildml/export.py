@@ -11,7 +11,13 @@ Steps, top to bottom:
 3. save it as an MLflow pyfunc model "from code" (``scorer_model.py`` + the wildml sources;
    skops and safetensors inside, no pickled objects);
 4. write ``MODEL_CARD.md`` and ``manifest.json`` (sha256 of every file, versions, run id,
-   git commit), log the folder to MLflow and register it with an alias.
+   git commit, sha256 of the evaluated ``metrics.json``), log the folder to MLflow and
+   register it with an alias.
+
+The registered version is tagged with the package digest, the export run and the sha256 of
+the ``metrics.json`` it was exported with: the same file the evaluate run logged, so
+``wildml promote`` finds the version of an evaluate run by its figures, whatever git commit
+or DVC experiment each stage ran at.
 """
 
 from __future__ import annotations
@@ -73,6 +79,10 @@ KEY_PACKAGES = (
     "jinja2",
     "datasets",
 )
+# Model-version and run tags written at registration.
+PACKAGE_DIGEST_TAG = "wildml.package_digest"
+EXPORT_RUN_TAG = "wildml.export_run_id"
+METRICS_DIGEST_TAG = "wildml.metrics_sha256"
 _TEXT_OUTPUTS = {"scores.parquet", "metrics.json", "embed_cache"}
 _IMAGE_FILES = ("model.safetensors", "config.json")
 _FUSE_FILES = ("stacker.skops", "calibrator.skops", "fuse.json")
@@ -355,6 +365,18 @@ def _clear_out_dir(out_dir: Path) -> None:
     shutil.rmtree(out_dir)
 
 
+def metrics_digest(cfg: dict[str, Any]) -> str | None:
+    """sha256 of evaluate's ``metrics.json`` (``export.metrics``), None when it is absent.
+
+    The evaluate run logs the same file as an artifact, so the digest ties a package to the
+    evaluate run whose figures it was exported with.
+    """
+    from wildml.score_manifest import sha256_file
+
+    path = resolve_path(cfg, cfg["metrics"])
+    return sha256_file(path) if path.is_file() else None
+
+
 def _read_metrics(cfg: dict[str, Any]) -> dict[str, Any] | None:
     path = resolve_path(cfg, cfg["metrics"])
     if not path.is_file():
@@ -388,8 +410,10 @@ def _save_model(out_dir: Path, artifacts: dict[str, str]) -> None:
     )
 
 
-def provenance(run_id: str | None, check: dict[str, Any]) -> dict[str, Any]:
-    """Versions, run id and git commit recorded in the manifest."""
+def provenance(
+    run_id: str | None, check: dict[str, Any], evaluated: str | None = None
+) -> dict[str, Any]:
+    """Versions, run id, git commit and the evaluated figures' sha256, for the manifest."""
     from wildml import __version__
     from wildml.tracking import git_commit, git_dirty
 
@@ -399,6 +423,7 @@ def provenance(run_id: str | None, check: dict[str, Any]) -> dict[str, Any]:
         "mlflow_run_id": run_id,
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
+        "evaluated_metrics_sha256": evaluated,
         "reproduction_check": check,
     }
 
@@ -414,6 +439,7 @@ def export(cfg: dict[str, Any]) -> dict[str, Any]:
     fuse_record = json.loads(
         (resolve_path(cfg, cfg["fuse_dir"]) / "fuse.json").read_text(encoding="utf-8")
     )
+    evaluated = metrics_digest(cfg)
     with tempfile.TemporaryDirectory(prefix="wildml-export-") as tmp:
         staging = Path(tmp)
         artifacts = stage_artifacts(cfg, staging)
@@ -424,28 +450,51 @@ def export(cfg: dict[str, Any]) -> dict[str, Any]:
             save_package(cfg, out_dir, artifacts)
             card = model_card(_read_metrics(cfg), fuse_record, check, staging / "kb")
             (out_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-            manifest = json.loads(
-                write_manifest(out_dir, provenance(run.info.run_id, check)).read_text()
-            )
+            record = provenance(run.info.run_id, check, evaluated)
+            manifest = json.loads(write_manifest(out_dir, record).read_text())
             digest = package_digest(manifest)
-            mlflow.set_tag("wildml.package_digest", digest)
+            mlflow.set_tag(PACKAGE_DIGEST_TAG, digest)
+            if evaluated:
+                mlflow.set_tag(METRICS_DIGEST_TAG, evaluated)
             mlflow.log_metric("export.max_abs_diff", check["max_abs_diff"])
             mlflow.log_artifacts(str(out_dir), artifact_path="scorer")
-            version_record = _register(cfg, run.info.run_id, digest)
+            version_record = register_package(cfg, run.info.run_id, digest, evaluated)
     logger.info("export: scoring package %s (digest %s) -> %s", out_dir, digest[:12], out_dir)
     return {"out_dir": str(out_dir), "digest": digest, "check": check, **version_record}
 
 
-def _register(cfg: dict[str, Any], run_id: str, digest: str) -> dict[str, Any]:
+def register_package(
+    cfg: dict[str, Any], run_id: str, digest: str, evaluated: str | None = None
+) -> dict[str, Any]:
+    """Register the export run's ``scorer`` folder as a version of ``export.model_name``.
+
+    Parameters
+    ----------
+    cfg
+        The export settings: ``register``, ``model_name`` and ``alias``.
+    run_id
+        The export run that logged the package under ``scorer``.
+    digest
+        The package digest (:func:`wildml.score_manifest.package_digest`).
+    evaluated
+        sha256 of the ``metrics.json`` the package was exported with (see
+        :func:`metrics_digest`); ``wildml promote`` finds the version by it.
+
+    Returns
+    -------
+    dict
+        ``model_name``, ``model_version`` and ``alias``; empty when ``register`` is false.
+    """
     if not cfg.get("register", True):
         return {}
     import mlflow
     from mlflow import MlflowClient
 
     name = str(cfg["model_name"])
-    registered = mlflow.register_model(
-        f"runs:/{run_id}/scorer", name, tags={"wildml.package_digest": digest}
-    )
+    tags = {PACKAGE_DIGEST_TAG: digest, EXPORT_RUN_TAG: run_id}
+    if evaluated:
+        tags[METRICS_DIGEST_TAG] = evaluated
+    registered = mlflow.register_model(f"runs:/{run_id}/scorer", name, tags=tags)
     alias = cfg.get("alias")
     if alias:
         MlflowClient().set_registered_model_alias(name, str(alias), registered.version)

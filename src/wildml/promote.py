@@ -14,7 +14,10 @@ A refusal lists every failed check and exits with :class:`PromotionRefusedError`
 ``--force --reason`` overrides it; the reason is recorded. Every decision (passed, forced or
 refused) is written to the candidate run as tags and a JSON artifact under ``promotion/``,
 and a promotion sets the alias on the registered model version that ``wildml export``
-created from the same pipeline run.
+registered for the candidate: the version tagged with the sha256 of the ``metrics.json`` the
+candidate run logged (so an export at a later git commit still belongs to its evaluate run),
+or, for versions registered without that tag, the one whose export run followed the
+candidate in the same pipeline run.
 """
 
 from __future__ import annotations
@@ -79,18 +82,36 @@ class Check:
 
 
 def gate_config(params_path: str | os.PathLike | None) -> dict[str, Any]:
-    """The ``promote`` section over :data:`DEFAULTS` (nested mappings merged one level)."""
+    """The ``promote`` section over :data:`DEFAULTS` (nested mappings merged one level).
+
+    Without ``promote.model_name`` the registered model is the one export writes
+    (``export.model_name``); a ``promote.model_name`` that differs from it is warned about,
+    since the gate would then look for the candidate's version in another model.
+    """
     cfg = {key: (dict(v) if isinstance(v, dict) else v) for key, v in DEFAULTS.items()}
     if params_path is None or not Path(params_path).is_file():
         return cfg
-    given = load_params(params_path).get("promote") or {}
+    params = load_params(params_path)
+    given = params.get("promote") or {}
     if not isinstance(given, dict):
         raise ConfigError(f"{params_path}: 'promote' must be a mapping")
+    exported = (params.get("export") or {}).get("model_name")
+    if exported:
+        cfg["model_name"] = str(exported)
     for key, value in given.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
         else:
             cfg[key] = value
+    if exported and str(cfg["model_name"]) != str(exported):
+        logger.warning(
+            "%s: promote.model_name %r differs from export.model_name %r; promote looks for "
+            "versions in %r",
+            params_path,
+            cfg["model_name"],
+            exported,
+            cfg["model_name"],
+        )
     return cfg
 
 
@@ -253,6 +274,22 @@ def _num(value: float | None, *, sign: bool = False) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def evaluated_digest(mlflow_client: Any, run_id: str) -> str | None:
+    """sha256 of the ``metrics.json`` an evaluate run logged; None when it logged none."""
+    from mlflow.exceptions import MlflowException
+
+    from wildml.score_manifest import sha256_file
+
+    run = mlflow_client.get_run(run_id)
+    name = Path(run.data.params.get("metrics", "metrics.json")).name
+    with tempfile.TemporaryDirectory(prefix="wildml-promote-") as tmp:
+        try:
+            local = mlflow_client.download_artifacts(run_id, name, tmp)
+        except (MlflowException, OSError):
+            return None
+        return sha256_file(local)
+
+
 def _exported_from(mlflow_client: Any, version: Any) -> str | None:
     """The evaluate run behind a version that an export run registered, if any."""
     if not version.run_id:
@@ -266,6 +303,11 @@ def _exported_from(mlflow_client: Any, version: Any) -> str | None:
 def version_for_run(mlflow_client: Any, model_name: str, run_id: str) -> Any:
     """The newest version of ``model_name`` that ``wildml export`` registered for the run.
 
+    A version belongs to the run when it is tagged with the run (``wildml.evaluate_run_id``),
+    when it was exported with the run's figures (its ``wildml.metrics_sha256`` tag equals the
+    sha256 of the ``metrics.json`` the run logged), or, for a version without that tag, when
+    its export run followed the evaluate run at the same git commit and DVC experiment.
+
     Raises
     ------
     DataError
@@ -273,23 +315,30 @@ def version_for_run(mlflow_client: Any, model_name: str, run_id: str) -> Any:
     """
     from mlflow.exceptions import MlflowException
 
+    from wildml.export import METRICS_DIGEST_TAG
+
     try:
         versions = mlflow_client.search_model_versions(f"name = '{model_name}'")
     except MlflowException as err:
         raise DataError(f"registered model '{model_name}' not found: run `wildml export`") from err
+    # An evaluate run re-run to the same metrics.json byte for byte matches the same version:
+    # it vouches for the same figures, so either run may promote it.
+    tagged = any(METRICS_DIGEST_TAG in (v.tags or {}) for v in versions)
+    digest = evaluated_digest(mlflow_client, run_id) if tagged else None
     matches = []
     for version in versions:
-        if (version.tags or {}).get(
-            compare.EVALUATE_RUN_TAG
-        ) == run_id or version.run_id == run_id:
+        tags = version.tags or {}
+        if tags.get(compare.EVALUATE_RUN_TAG) == run_id or version.run_id == run_id:
             matches.append(version)
-            continue
-        if _exported_from(mlflow_client, version) == run_id:
+        elif METRICS_DIGEST_TAG in tags:
+            if digest is not None and tags[METRICS_DIGEST_TAG] == digest:
+                matches.append(version)
+        elif _exported_from(mlflow_client, version) == run_id:
             matches.append(version)
     if not matches:
         raise DataError(
             f"no version of '{model_name}' was exported from evaluate run {run_id}: run "
-            "`wildml export` after this evaluate run (same pipeline run), or pass --version"
+            "`wildml export` on the metrics.json this evaluate run wrote, or pass --version"
         )
     return max(matches, key=lambda v: int(v.version))
 
