@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 
 from test_score_support import REPO, SAMPLE, cli_env, raw_test_rows, trained_project
+from wildml.errors import DataError
 from wildml.score_stream import (
     FORMULA_PREFIXES,
     ScoreJob,
+    _csv_rows,
     neutralise_cell,
     score_inputs,
 )
@@ -147,7 +149,10 @@ def test_broken_rows_and_duplicates_each_get_a_status(package, tmp_path):
     assert len(queue) == 8 + 4 == stats.rows
     status = {(r.source_file, int(r.row)): (r.status, r.reason) for r in queue.itertuples()}
     assert status[("mixed.csv", 1)][0] == "scored"
-    assert status[("mixed.csv", 2)] == ("rejected", "unreadable_row: more fields than the header")
+    assert status[("mixed.csv", 2)] == (
+        "rejected",
+        "unreadable_row: line 3 has more fields than the header",
+    )
     assert status[("mixed.csv", 3)][0] == "scored"
     assert status[("mixed.csv", 4)] == ("duplicate", "exact_duplicate")
     assert status[("mixed.csv", 5)] == ("rejected", "missing_id")
@@ -363,3 +368,138 @@ def test_multi_pass_merge_gives_the_same_queue(package, tmp_path, monkeypatch):
     score_inputs(job(package, [listings], multi, chunk_size=1))
     assert multi.read_bytes() == single.read_bytes()
     assert len(read_csv(multi)) == 7
+
+
+# --------------------------------------------------------------------------------------------
+# Input files that are broken as a whole or in their quoting
+# --------------------------------------------------------------------------------------------
+
+UNBALANCED = (
+    "listing_id,title,description\r\n"
+    'q1,"ivory bangle,old piece\r\n'
+    "q2,phone case,blue\r\n"
+    'q3,"multi\r\nline, with a comma",fine\r\n'
+    'q4,lamp,"a ""quoted"" word"\r\n'
+    'q5,"never closed,till the end\r\n'
+    "q6,chair,wooden\r\n"
+)
+
+
+def test_an_unclosed_quote_costs_only_its_own_line(tmp_path):
+    path = tmp_path / "quotes.csv"
+    path.write_text(UNBALANCED, encoding="utf-8", newline="")
+    rows = list(_csv_rows(path, None))
+    assert [r.row for r in rows] == [1, 2, 3, 4, 5, 6]
+    by_id = {(r.values or r.partial)["listing_id"]: r for r in rows}
+    assert set(by_id) == {"q1", "q2", "q3", "q4", "q5", "q6"}
+    for broken, line in (("q1", 2), ("q5", 7)):
+        assert by_id[broken].values is None
+        assert by_id[broken].reason.startswith(f"unbalanced_quote: line {line} ")
+    assert by_id["q2"].values["title"] == "phone case"
+    assert by_id["q3"].values["title"] == "multi\r\nline, with a comma"
+    assert by_id["q4"].values["description"] == 'a "quoted" word'
+    assert by_id["q6"].values["description"] == "wooden"
+
+
+@pytest.mark.slow
+def test_rejected_rows_keep_their_ids_and_every_row_is_out(package, tmp_path):
+    path = tmp_path / "quotes.csv"
+    path.write_text(UNBALANCED, encoding="utf-8", newline="")
+    out = tmp_path / "queue.csv"
+    stats = score_inputs(job(package, [path], out))
+    queue = read_csv(out)
+    assert sorted(queue["listing_id"]) == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    rejected = queue[queue["status"] == "rejected"]
+    assert sorted(rejected["listing_id"]) == ["q1", "q5"]
+    assert rejected["reason"].str.startswith("unbalanced_quote").all()
+    assert stats.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("listing_id;title\nx1;ivory bangle\n", "is the delimiter ';'"),
+        ("id,title\nx1,ivory bangle\n", "no id column 'listing_id'"),
+        ("listing_id,price\nx1,5\n", "no text, title, description or photo column"),
+    ],
+)
+def test_a_file_without_the_needed_columns_is_refused_whole(package, tmp_path, content, expected):
+    path = tmp_path / "wrong.csv"
+    path.write_text(content, encoding="utf-8")
+    out = tmp_path / "queue.csv"
+    with pytest.raises(DataError, match=expected) as caught:
+        score_inputs(job(package, [path], out))
+    assert str(path) in str(caught.value)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_exits_2_on_a_wrong_delimiter_and_scores_with_the_right_one(package, tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("listing_id;title\nx1;ivory bangle for sale\nx2;blue phone case\n")
+    command = score_command(package, path, tmp_path / "queue.csv")
+    failed = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert failed.returncode == 2
+    assert "is the delimiter ';'" in failed.stderr
+    fixed = subprocess.run(
+        [*command, "--delimiter", ";"], capture_output=True, text=True, env=cli_env(), timeout=300
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    assert sorted(read_csv(tmp_path / "queue.csv")["listing_id"]) == ["x1", "x2"]
+
+
+@pytest.mark.slow
+def test_photo_counts_include_photos_that_cannot_be_used(package, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "listing_id": ["p1"],
+            "text": ["carved bangle, old piece"],
+            "images": ["photos/ivory_000.jpg;../outside.jpg;photos/missing.jpg"],
+        }
+    )
+    from wildml import load_scorer
+
+    scored = load_scorer(package).score(frame, images_root=SAMPLE)
+    assert scored.loc[0, "n_photos"] == 3
+    assert scored.loc[0, "n_photos_usable"] == 1
+    assert scored.loc[0, "status"] == "scored"
+    assert "outside_root" in scored.loc[0, "reason"]
+
+
+@pytest.mark.slow
+def test_queue_orders_equal_probabilities_by_the_uncalibrated_score(package, tmp_path):
+    out = tmp_path / "queue.csv"
+    score_inputs(job(package, [SAMPLE / "new_listings.csv"], out, chunk_size=7))
+    queue = read_csv(out)
+    scored = queue[queue["p_final"] != ""]
+    p = scored["p_final"].astype(float).to_numpy()
+    raw = scored["p_uncalibrated"].astype(float).to_numpy()
+    tier = scored["tier"].map({"urgent": 0, "review": 1, "low": 2}).to_numpy()
+    keys = list(zip(tier, -p, -raw, strict=True))
+    assert keys == sorted(keys)
+
+
+@pytest.mark.slow
+def test_json_lists_in_text_fields_and_unknown_languages_are_reported(package, tmp_path):
+    path = tmp_path / "typed.jsonl"
+    path.write_text(
+        '{"listing_id": "t1", "text": ["ivory", "bangle"]}\n'
+        '{"listing_id": "t2", "title": {"en": "ivory bangle"}}\n'
+        '{"listing_id": "t3", "text": "blue phone case, good condition", "lang": "klingon"}\n'
+        '{"listing_id": "t4", "text": "blue phone case", "lang": "EN-us",'
+        ' "images": ["photos/missing.jpg"]}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "queue.jsonl"
+    score_inputs(job(package, [path], out))
+    rows = {r["listing_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(rows) == {"t1", "t2", "t3", "t4"}
+    for bad, field in (("t1", "'text'"), ("t2", "'title'")):
+        assert rows[bad]["status"] == "rejected"
+        assert rows[bad]["reason"].startswith("bad_field_type")
+        assert field in rows[bad]["reason"]
+    assert rows["t3"]["status"] == "scored"
+    assert rows["t3"]["reason"] == "lang: given 'klingon' unknown; detected"
+    assert rows["t3"]["lang"] == "en"
+    assert rows["t4"]["lang"] == "en"
+    assert rows["t4"]["n_photos"] == 1 and rows["t4"]["n_photos_usable"] == 0

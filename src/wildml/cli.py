@@ -186,6 +186,9 @@ def score(
     ] = None,
     report: Annotated[Path | None, typer.Option(help="also write an HTML report here")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="listings per checkpointed chunk")] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="CSV field delimiter (default ',', tab for .tsv)")
+    ] = None,
 ) -> None:
     """Score new listings into a ranked review queue; re-run the same command to resume."""
     from wildml.score_cli import build_job, run_job
@@ -199,6 +202,7 @@ def score(
         columns=columns,
         report=report,
         chunk_size=chunk_size,
+        delimiter=delimiter,
     )
     code = run_job(job)
     if code:

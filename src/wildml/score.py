@@ -40,6 +40,7 @@ OUTPUT_COLUMNS = (
     "reason",
     "duplicate_of",
     "p_final",
+    "p_uncalibrated",
     "tier",
     "product_guess",
     "why",
@@ -148,9 +149,9 @@ class Scorer:
         keep = ~out["status"].isin([STATUS_REJECTED, STATUS_DUPLICATE]).to_numpy()
         no_photo = keep & ~usable & (out["photo_issues"].map(len) > 0).to_numpy()
         out.loc[no_photo, "status"] = STATUS_NO_PHOTO
-        out["n_photos"] = photo_stats["n_listed"]
+        out["n_photos"] = out["photos_listed"]
         out["n_photos_usable"] = photo_stats["n_usable"]
-        for column in ("p_final", "p_text", "photo_p"):
+        for column in ("p_final", "p_uncalibrated", "p_text", "photo_p"):
             out[column] = np.nan
         for column in ("tier", "product_guess", "why", "reasons", "photo_class"):
             out[column] = ""
@@ -159,7 +160,7 @@ class Scorer:
         out["reason"] = [
             _reason_text(r, i) for r, i in zip(out["reason"], out["photo_issues"], strict=True)
         ]
-        return out.drop(columns=["photo_issues", "photo_paths", "text_norm"])
+        return out.drop(columns=["photo_issues", "photo_paths", "photos_listed", "text_norm"])
 
     def _photo_block(self, out: pd.DataFrame, wanted: np.ndarray) -> pd.DataFrame:
         """Run the photo model once over the photos of ``wanted`` rows; max per class."""
@@ -214,8 +215,9 @@ class Scorer:
             kb=self.kb_features if self.inputs.get("kb") else None,
             metadata=bool(self.inputs.get("metadata", True)),
         )
-        p_final = self.fuser.predict(features)
+        p_final, p_raw = self.fuser.predict_with_scores(features)
         out.loc[keep, "p_final"] = p_final
+        out.loc[keep, "p_uncalibrated"] = p_raw
         out.loc[keep, "tier"] = self.fuser.tier(p_final)
         if p_text is not None:
             out.loc[keep, "p_text"] = np.where(features["p_text"].notna(), p_text, np.nan)
@@ -368,30 +370,37 @@ def prepare_listings(
     ``photo_paths`` (resolved), ``photo_issues``, ``status``, ``reason`` and pass-through
     fields.
     """
+    from wildml.listing_text import detect_or_keep_language, text_fields
     from wildml.normalise import normalise_text
-    from wildml.prepare import _set_language, _text_fields
 
     prep_cfg = {k: settings[k] for k in ("max_text_chars", "lang_detect") if k in settings}
     rows = []
     for raw in frame.to_dict("records"):
         raw = {k: ("" if _is_missing(v) else v) for k, v in raw.items()}
-        fields = _text_fields({k: str(v) for k, v in raw.items() if k != "images"}, prep_cfg)
+        fields = text_fields({k: str(v) for k, v in raw.items() if k != "images"}, prep_cfg)
         record: dict[str, Any] = {"text_norm": fields["text"], "text": fields["text_original"]}
         record["seller_profile"] = normalise_text(str(raw.get("seller_profile", "")))
         # prepare detects the language of the normalised text: same input, same answer.
         lang_holder = {"text": fields["text"]}
-        _set_language(lang_holder, raw, prep_cfg)
+        detect_or_keep_language(lang_holder, raw, prep_cfg)
         record["lang"] = lang_holder["lang"]
+        lang_note = str(lang_holder.get("lang_note", "") or "")
         record["listing_id"] = str(raw.get("listing_id", "")).strip()
         record.update({name: str(raw.get(name, "")).strip() for name in PASSTHROUGH})
         record.update(_photos(raw.get("images"), images_root))
         record["status"], record["reason"] = "", ""
-        if not record["listing_id"]:
+        field_error = str(raw.get("_field_error", "") or "")
+        if field_error:
+            record["status"], record["reason"] = STATUS_REJECTED, field_error
+        elif not record["listing_id"]:
             record["status"], record["reason"] = STATUS_REJECTED, "missing_id"
+        elif lang_note:
+            record["reason"] = f"lang: {lang_note}"
         rows.append(record)
     out = pd.DataFrame(rows, index=frame.index)
     if out.empty:
-        out = pd.DataFrame(columns=["listing_id", "text", "text_norm", "status", "photo_paths"])
+        columns = ["listing_id", "text", "text_norm", "status", "photo_paths", "photos_listed"]
+        out = pd.DataFrame(columns=columns)
     out["status"] = out["status"].where(out["status"] != "", STATUS_SCORED)
     return out
 
@@ -428,7 +437,12 @@ def _photos(cell: Any, images_root: str | os.PathLike | None) -> dict[str, Any]:
             continue
         if str(path) not in paths:
             paths.append(str(path))
-    return {"photos": ";".join(listed), "photo_paths": paths, "photo_issues": issues}
+    return {
+        "photos": ";".join(listed),
+        "photos_listed": len(listed),
+        "photo_paths": paths,
+        "photo_issues": issues,
+    }
 
 
 def load_scorer(path: str | os.PathLike, *, verify: bool = True) -> Scorer:

@@ -47,6 +47,7 @@ def build_job(
     columns: str | None = None,
     report: Path | None = None,
     chunk_size: int | None = None,
+    delimiter: str | None = None,
 ) -> ScoreJob:
     """A :class:`ScoreJob` from command-line options over the ``score`` params section.
 
@@ -62,6 +63,12 @@ def build_job(
         image_column = source["columns"].pop("images", None)
         if image_column:
             source["image_column"] = image_column
+    if delimiter is not None:
+        if delimiter in ("\\t", "tab"):
+            delimiter = "\t"
+        if len(delimiter) != 1:
+            raise ConfigError(f"--delimiter must be one character, got {delimiter!r}")
+        source["delimiter"] = delimiter
     if images_root is None and cfg.get("images_root"):
         images_root = resolve_path(cfg, cfg["images_root"])
     if images_root is None and inputs:

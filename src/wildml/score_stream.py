@@ -39,13 +39,16 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-# Sort keys stored in chunk files and dropped from the output.
-SORT_COLUMNS = ("_group", "_tier", "_negp", "_file", "_row")
+# Sort keys stored in chunk files and dropped from the output. Listings with the same
+# calibrated probability are ordered by the fuser's uncalibrated score, then input order.
+SORT_COLUMNS = ("_group", "_tier", "_negp", "_negraw", "_file", "_row")
 STATE_COLUMNS = ("_dup_key",)
 MERGE_FANOUT = 128
+# JSON Lines has no header: its columns are the keys of this many first records.
+JSONL_HEADER_RECORDS = 1000
 
 
 @dataclass
@@ -119,38 +122,125 @@ class RawRow:
     row: int
     values: dict[str, Any] | None
     reason: str = ""
+    # What could still be read of a rejected record (its id, for the reject row).
+    partial: dict[str, Any] | None = None
+
+
+class _LineSource:
+    """The lines of a text file, with push-back, remembering the lines of the current record."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._pushed: list[tuple[int, str]] = []
+        self._next_line = 1
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self._pushed:
+            item = self._pushed.pop()
+        else:
+            line = self._handle.readline()
+            if not line:
+                raise StopIteration
+            item = (self._next_line, line)
+            self._next_line += 1
+        self.taken.append(item)
+        return item[1]
+
+    def push_back(self, items: list[tuple[int, str]]) -> None:
+        """Give lines back so that the next reads return them first, in order."""
+        self._pushed.extend(reversed(items))
 
 
 def _csv_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
+    """Records of a CSV file; a quote that is never closed costs only its own line.
+
+    A strict reader finds where a quoted field runs on past the end of its line into the
+    following rows (it then ends in a parse error, or with a field count unlike the header's).
+    That record's first line is rejected as ``unbalanced_quote`` and the lines it swallowed
+    are read again as rows of their own, so no listing is lost.
+    """
     sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        reader = csv.reader(handle, delimiter=sep)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration as err:
-            raise DataError(f"{path}: no header row") from err
-        except csv.Error as err:
-            raise DataError(f"{path}: not a readable CSV table: {err}") from err
-        if header:
-            header[0] = header[0].removeprefix("\ufeff")
+        source = _LineSource(handle)
+        header = _csv_header(path, source, sep)
         number = 0
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                number += 1
-                yield RawRow(number, None, f"unreadable_row: {err}")
+        for cells, lines, error in _csv_records(source, sep):
+            if not lines:
                 continue
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
+            if cells is not None and (not cells or (len(cells) == 1 and not cells[0].strip())):
                 continue
             number += 1
+            first_line = lines[0][0]
+            if len(lines) > 1 and (error or len(cells or ()) != len(header)):
+                source.push_back(lines[1:])
+                reason = (
+                    f"unbalanced_quote: line {first_line} opens a quoted field that is not "
+                    "closed before the next row"
+                )
+                yield RawRow(number, None, reason, _partial(header, lines[0][1], sep))
+                continue
+            if error:
+                cells = _lenient_cells(lines[0][1], sep)
+                if cells is None:
+                    yield RawRow(number, None, f"unreadable_row: line {first_line}: {error}")
+                    continue
             if len(cells) > len(header):
-                yield RawRow(number, None, "unreadable_row: more fields than the header")
+                reason = f"unreadable_row: line {first_line} has more fields than the header"
+                yield RawRow(number, None, reason, dict(zip(header, cells, strict=False)))
                 continue
             cells = cells + [""] * (len(header) - len(cells))
             yield RawRow(number, dict(zip(header, cells, strict=True)))
+
+
+def _csv_header(path: Path, source: _LineSource, sep: str) -> list[str]:
+    reader = csv.reader(source, delimiter=sep)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration as err:
+        raise DataError(f"{path}: no header row") from err
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV table: {err}") from err
+    source.taken.clear()
+    if header:
+        header[0] = header[0].removeprefix("\ufeff")
+    return header
+
+
+def _csv_records(
+    source: _LineSource, sep: str
+) -> Iterator[tuple[list[str] | None, list[tuple[int, str]], str]]:
+    """(cells, the (line number, line) pairs read for them, parse error or "")."""
+    reader = csv.reader(source, delimiter=sep, strict=True)
+    while True:
+        try:
+            cells = next(reader)
+            error = ""
+        except StopIteration:
+            return
+        except csv.Error as err:
+            cells, error = None, str(err)
+            # A reader is not reused after an error: start a fresh one on the same lines.
+            reader = csv.reader(source, delimiter=sep, strict=True)
+        lines, source.taken = source.taken, []
+        yield cells, lines, error
+
+
+def _partial(header: list[str], line: str, sep: str) -> dict[str, Any] | None:
+    cells = _lenient_cells(line, sep)
+    return dict(zip(header, cells, strict=False)) if cells else None
+
+
+def _lenient_cells(line: str, sep: str) -> list[str] | None:
+    """One line read without strict quoting (``a "b" c``, ``"ab"cd``), or None."""
+    try:
+        rows = list(csv.reader([line], delimiter=sep))
+    except csv.Error:
+        return None
+    return rows[0] if rows else []
 
 
 def _jsonl_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
@@ -211,6 +301,69 @@ def iter_chunks(path: Path, fmt: str, size: int, delimiter: str | None) -> Itera
         yield chunk
 
 
+def input_columns(path: Path, fmt: str, delimiter: str | None) -> list[str]:
+    """Column names of an input: the CSV header, the Parquet schema, or for JSON Lines the
+    keys of its first readable records."""
+    if not path.is_file():
+        raise DataError(f"{path}: input file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: input file is empty")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        except Exception as err:  # pyarrow raises several unrelated types for a bad file
+            raise DataError(f"{path}: not a readable Parquet file: {err}") from err
+    if fmt == "csv":
+        sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+        with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            return _csv_header(path, _LineSource(handle), sep)
+    keys: dict[str, None] = {}
+    for seen, raw in enumerate(_jsonl_rows(path, delimiter)):
+        if raw.values is not None:
+            keys.update(dict.fromkeys(raw.values))
+        if seen >= JSONL_HEADER_RECORDS:
+            break
+    return list(keys)
+
+
+def check_columns(path: Path, spec: SourceSpec) -> None:
+    """Refuse an input whose columns cannot give listings, before anything is scored.
+
+    Raises
+    ------
+    DataError
+        When the id column (unless ids are generated) or every text and photo column is
+        absent, naming the columns found and, for a one-column CSV header, the likely
+        delimiter.
+    """
+    columns = input_columns(path, spec.format, spec.delimiter)
+
+    def has(name: str) -> bool:
+        return spec.columns.get(name, name) in columns or name in spec.defaults
+
+    problems = []
+    if not spec.id_prefix and not has("listing_id"):
+        column = spec.columns.get("listing_id", "listing_id")
+        problems.append(f"no id column {column!r} (map it with --columns listing_id=NAME)")
+    photo_column = spec.image_column or "images"
+    if not (
+        any(has(n) for n in ("text", "title", "description"))
+        or photo_column in columns
+        or spec.image_table is not None
+    ):
+        problems.append("no text, title, description or photo column")
+    if not problems:
+        return
+    hint = ""
+    if spec.format == "csv" and len(columns) == 1:
+        found = [d for d in (";", "\t", "|", ",") if d in columns[0]]
+        if found:
+            hint = f"; the header is one column: is the delimiter {found[0]!r}? (--delimiter)"
+    raise DataError(f"{path}: {'; '.join(problems)}; the file has columns {columns}{hint}")
+
+
 def source_spec(job: ScoreJob, path: Path) -> SourceSpec:
     """The column mapping of the job's source entry, applied to one input file."""
     entry = {k: v for k, v in job.source.items() if k not in ("path", "kind", "images_root")}
@@ -230,14 +383,19 @@ def contract_frame(rows: list[RawRow], spec: SourceSpec) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     for column in frame.columns:
         if column != ROW:
-            frame[column] = frame[column].map(lambda v: "" if v is None else v)
+            # A key absent from some JSON records is NaN in the frame: treat it as empty.
+            frame[column] = frame[column].map(_absent_as_empty)
     image_column = spec.image_column or ("images" if "images" in frame.columns else None)
     if image_column and image_column != spec.image_column:
         spec = SourceSpec(**{**spec.__dict__, "image_column": image_column})
-    # Known limitation: a separate photo table is read whole for each chunk; for very
-    # large tables put the photo paths in an image column of the listing file instead.
     mapped = listing_fields(frame, spec)
     return mapped
+
+
+def _absent_as_empty(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,10 +555,14 @@ def _undecodable(values: dict[str, Any]) -> bool:
 
 
 def _raw_id(raw: RawRow, spec: SourceSpec) -> str:
-    if raw.values is None:
+    """The id of a rejected record where it can be read (never undecodable bytes)."""
+    values = raw.values if raw.values is not None else raw.partial
+    if values is None:
         return ""
-    value = raw.values.get(spec.columns.get("listing_id", "listing_id"), "")
-    return "" if has_undecodable(str(value)) else str(value)
+    value = values.get(spec.columns.get("listing_id", "listing_id"), "")
+    if not isinstance(value, str) or has_undecodable(value):
+        return ""
+    return value.strip()
 
 
 def _finish_chunk(scored: pd.DataFrame, job: ScoreJob, file_no: int) -> pd.DataFrame:
@@ -409,11 +571,11 @@ def _finish_chunk(scored: pd.DataFrame, job: ScoreJob, file_no: int) -> pd.DataF
     out = pd.DataFrame(index=scored.index)
     for column in (*OUTPUT_COLUMNS, *PASSTHROUGH):
         out[column] = scored[column] if column in scored.columns else None
-    for column in ("p_final", "p_text", "photo_p"):
+    for column in ("p_final", "p_uncalibrated", "p_text", "photo_p"):
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     for column in ("n_photos", "n_photos_usable"):
         out[column] = pd.to_numeric(out[column], errors="coerce").fillna(0).astype("int64")
-    numeric = {"p_final", "p_text", "photo_p", "n_photos", "n_photos_usable"}
+    numeric = {"p_final", "p_uncalibrated", "p_text", "photo_p", "n_photos", "n_photos_usable"}
     for column in [c for c in out.columns if c not in numeric]:
         out[column] = [_text_cell(v) for v in out[column]]
     out["source_file"] = job.inputs[file_no].name
@@ -425,6 +587,7 @@ def _finish_chunk(scored: pd.DataFrame, job: ScoreJob, file_no: int) -> pd.DataF
     ).astype("int64")
     out["_tier"] = out["tier"].map(TIER_RANK).fillna(9).astype("int64")
     out["_negp"] = (-out["p_final"]).fillna(0.0)
+    out["_negraw"] = (-out["p_uncalibrated"]).fillna(0.0)
     out["_file"] = file_no
     out["_row"] = out["row"]
     return out.sort_values(list(SORT_COLUMNS), kind="stable").reset_index(drop=True)
@@ -497,7 +660,7 @@ def _flush(pa: Any, pq: Any, writer: Any, buffer: list[dict], path: Path) -> Any
 def _schema(pa: Any) -> Any:
     from wildml.score import OUTPUT_COLUMNS, PASSTHROUGH
 
-    floats = {"p_final", "p_text", "photo_p", "_negp"}
+    floats = {"p_final", "p_uncalibrated", "p_text", "photo_p", "_negp", "_negraw"}
     ints = {"priority", "n_photos", "n_photos_usable", "row", "_group", "_tier", "_file", "_row"}
     names = ["priority", *OUTPUT_COLUMNS, *PASSTHROUGH, "source_file", "row"]
     names += [*STATE_COLUMNS, *SORT_COLUMNS]
@@ -662,6 +825,8 @@ def score_inputs(job: ScoreJob) -> RunStats:
     scorer = load_scorer(job.package_dir)
     folder = open_checkpoint(job, job_key(job, scorer.digest))
     specs = [source_spec(job, path) for path in job.inputs]
+    for path, spec in zip(job.inputs, specs, strict=True):
+        check_columns(path, spec)
     total = sum(
         count_rows(p, s.format, s.delimiter) for p, s in zip(job.inputs, specs, strict=True)
     )
