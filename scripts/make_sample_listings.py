@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sample_lexicon import (
+    CHATTER,
     LEX,
     LOOKALIKE_MATERIALS,
     MIXED,
@@ -447,6 +448,26 @@ def messy_rows(comp: Composer) -> list[dict]:
     return rows
 
 
+def chatter(comp: Composer, start: int) -> list[dict]:
+    """Short everyday messages of every language (label 0), numbered after ``start``.
+
+    Drawn from their own random stream, so the rows before them stay as they were.
+    """
+    rows = []
+    for lang in LANGS:
+        for message in CHATTER[lang]:
+            seller = comp.seller(lang, "general")
+            rows.append(comp._fields(lang, message, "", seller, "general", "", None, 0, ""))
+    comp.rng.shuffle(rows)
+    for n, row in enumerate(rows, start=start):
+        key = row.pop("seller_key")
+        comp.seller_ids.setdefault(key, f"s{len(comp.seller_ids) + 1:04d}")
+        row["seller_id"] = comp.seller_ids[key]
+        row["listing_id"] = f"smp-{n:04d}"
+        row["url"] = row.pop("url_base") + f"{comp.rng.randint(10**6, 10**7)}"
+    return rows
+
+
 def build_new(rng: random.Random, comp: Composer, labelled: list[dict]) -> list[dict]:
     """About 60 unlabelled listings: ordinary traffic, reposts and messy reports."""
     rows = []
@@ -514,11 +535,15 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(SEED)
     labelled, comp = build_labelled(rng)
+    new = build_new(rng, comp, labelled)
+    talk = Composer(random.Random(SEED + 1))
+    talk.sellers, talk.seller_ids = comp.sellers, comp.seller_ids
+    labelled += chatter(talk, start=len(labelled) + 1)
     if args.counts:
         print_counts(labelled)
         return
     write_csv(args.out / "listings.csv", labelled, LABELLED)
-    write_csv(args.out / "new_listings.csv", build_new(rng, comp, labelled), COLUMNS)
+    write_csv(args.out / "new_listings.csv", new, COLUMNS)
     print(f"wrote {len(labelled)} labelled listings", file=sys.stderr)
 
 
