@@ -229,22 +229,30 @@ class Scorer:
         """Fill reasons (JSON), the short ``why``, photo class and the product guess."""
         top_k = int(self.settings.get("top_text_features", 5))
         ngrams = self._text_features(text_frame, top_k)
-        index = out.index[keep]
-        for position, row_index in enumerate(index):
-            evidence = unique_evidence(self.matcher.match(out.at[row_index, "text"]))
-            photo = self._photo_reason(photos.at[row_index, "img"])
+        # Plain lists, one column write each: per-cell writes into pandas' Arrow-backed string
+        # columns copy the column every time.
+        texts, norms = out.loc[keep, "text"].tolist(), out.loc[keep, "text_norm"].tolist()
+        p_texts = out.loc[keep, "p_text"].tolist()
+        images = photos.loc[out.index[keep], "img"].tolist()
+        filled: dict[str, list[Any]] = {
+            k: [] for k in ("reasons", "why", "product_guess", "photo_class", "photo_p")
+        }
+        for position, text in enumerate(texts):
+            evidence = unique_evidence(self.matcher.match(text))
+            photo = self._photo_reason(images[position])
             reasons = {
                 "kb": evidence,
-                "text": ngrams[position] if out.at[row_index, "text_norm"] else [],
+                "text": ngrams[position] if norms[position] else [],
                 "photo": photo,
-                "p_text": _finite(out.at[row_index, "p_text"]),
+                "p_text": _finite(p_texts[position]),
             }
-            out.at[row_index, "reasons"] = json.dumps(reasons, ensure_ascii=False)
-            out.at[row_index, "why"] = why_text(reasons)
-            out.at[row_index, "product_guess"] = guess_product(evidence, photo, self.settings)
-            if photo:
-                out.at[row_index, "photo_class"] = photo["class"]
-                out.at[row_index, "photo_p"] = photo["p"]
+            filled["reasons"].append(json.dumps(reasons, ensure_ascii=False))
+            filled["why"].append(why_text(reasons))
+            filled["product_guess"].append(guess_product(evidence, photo, self.settings))
+            filled["photo_class"].append(photo["class"] if photo else "")
+            filled["photo_p"].append(photo["p"] if photo else np.nan)
+        for column, values in filled.items():
+            out.loc[keep, column] = values
 
     def _text_features(self, text_frame: pd.DataFrame, top_k: int) -> list[list[dict]]:
         """Top n-grams of the TF-IDF part (cheap; encoder parts have no readable terms)."""

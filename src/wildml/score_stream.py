@@ -498,26 +498,28 @@ def mark_duplicates(prepared: pd.DataFrame, seen: SeenState) -> None:
     from wildml.score import STATUS_DUPLICATE, STATUS_REJECTED
 
     keys, dup_of = [], []
-    for index in prepared.index:
-        listing_id = prepared.at[index, "listing_id"]
-        key = duplicate_key(prepared.at[index, "text_norm"], prepared.at[index, "photo_paths"])
+    ids = prepared["listing_id"].tolist()
+    status, reason = prepared["status"].tolist(), prepared["reason"].tolist()
+    for row, (listing_id, text, photos) in enumerate(
+        zip(ids, prepared["text_norm"], prepared["photo_paths"], strict=True)
+    ):
+        key = duplicate_key(text, photos)
         original = ""
-        if prepared.at[index, "status"] == STATUS_REJECTED:
+        if status[row] == STATUS_REJECTED:
             key = ""
         elif listing_id in seen.ids:
-            prepared.at[index, "status"] = STATUS_REJECTED
-            prepared.at[index, "reason"] = "duplicate_id"
+            status[row], reason[row] = STATUS_REJECTED, "duplicate_id"
             key = ""
         elif key and key in seen.dup_keys:
             original = seen.dup_keys[key]
-            prepared.at[index, "status"] = STATUS_DUPLICATE
-            prepared.at[index, "reason"] = "exact_duplicate"
-        if prepared.at[index, "status"] != STATUS_REJECTED:
+            status[row], reason[row] = STATUS_DUPLICATE, "exact_duplicate"
+        if status[row] != STATUS_REJECTED:
             seen.ids.add(listing_id)
         if key and key not in seen.dup_keys:
             seen.dup_keys[key] = listing_id
         keys.append(key)
         dup_of.append(original)
+    prepared["status"], prepared["reason"] = status, reason
     prepared["_dup_key"] = keys
     prepared["duplicate_of"] = dup_of
 
