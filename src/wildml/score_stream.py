@@ -47,6 +47,9 @@ OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndj
 SORT_COLUMNS = ("_group", "_tier", "_negp", "_negraw", "_file", "_row")
 STATE_COLUMNS = ("_dup_key",)
 MERGE_FANOUT = 128
+# Rows per Parquet row group in chunk and run files. The merge keeps one row group of every
+# open file in memory, so this (times MERGE_FANOUT) bounds its memory whatever the input size.
+MERGE_ROW_GROUP = 64
 # JSON Lines has no header: its columns are the keys of this many first records.
 JSONL_HEADER_RECORDS = 1000
 
@@ -451,7 +454,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    frame.to_parquet(tmp, index=False, row_group_size=MERGE_ROW_GROUP)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -610,7 +613,7 @@ def _sort_key(row: dict[str, Any]) -> tuple:
     return tuple(row[c] for c in SORT_COLUMNS)
 
 
-def _iter_file(path: Path, batch_size: int = 256) -> Iterator[dict[str, Any]]:
+def _iter_file(path: Path, batch_size: int = MERGE_ROW_GROUP) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     handle = pq.ParquetFile(path)
@@ -632,7 +635,9 @@ def merged_rows(files: list[Path], work_dir: Path) -> Iterator[dict[str, Any]]:
     yield from heapq.merge(*map(_iter_file, files), key=_sort_key)
 
 
-def _write_parquet_rows(rows: Iterator[dict[str, Any]], path: Path, batch: int = 2048) -> None:
+def _write_parquet_rows(
+    rows: Iterator[dict[str, Any]], path: Path, batch: int = MERGE_ROW_GROUP
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
