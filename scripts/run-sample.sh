@@ -19,6 +19,6 @@ if [ "$status" -gt 1 ]; then
 fi
 echo
 echo "prepared data:   data/prepared/ (report.json, rejects.csv)"
-echo "MLflow runs:     sqlite:///$(pwd)/mlflow.db  (see README: MLflow UI)"
+echo "MLflow runs:     sqlite:///$(pwd)/mlflow.db  (browse with scripts/mlflow-ui.sh)"
 echo "scoring package: models/scorer/ (MODEL_CARD.md, manifest.json)"
 echo "review queue:    out/queue.csv and out/queue.html (open in a browser; works offline)"

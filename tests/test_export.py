@@ -240,3 +240,23 @@ def test_export_refuses_when_kb_changed_since_fuse(project, tmp_path):
     staging.mkdir()
     with pytest.raises(DataError, match="knowledge base changed"):
         stage_artifacts(cfg, staging)
+
+
+def test_model_card_names_the_languages_and_products_without_training_offers():
+    from wildml.export import training_coverage
+
+    listings = pd.DataFrame(
+        {
+            "split": ["train", "train", "train", "test"],
+            "label": [1, 1, 0, 1],
+            "lang": ["en", "en", "th", "zh"],
+            "product": ["ivory", "ivory", "", "pangolin_scale"],
+        }
+    )
+    lines = training_coverage(listings)
+    assert lines[0].startswith("- Positive (offer) listings")
+    assert "en 2" in lines[0] and "ivory 2" in lines[0]
+    gaps = lines[1]
+    for missing in ("zh", "vi", "th", "pangolin_scale", "rhino_horn"):
+        assert missing in gaps
+    assert "ivory" not in gaps.split(".")[0].split(": ")[1].split(", ")

@@ -503,3 +503,70 @@ def test_json_lists_in_text_fields_and_unknown_languages_are_reported(package, t
     assert rows["t3"]["lang"] == "en"
     assert rows["t4"]["lang"] == "en"
     assert rows["t4"]["n_photos"] == 1 and rows["t4"]["n_photos_usable"] == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs that once stopped a whole run
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_odd_records_are_rejected_or_scored_never_fatal(package, tmp_path):
+    csv_path = tmp_path / "odd.csv"
+    huge = "carved ivory bangle " + "x" * 200_000
+    csv_path.write_text(
+        "listing_id,text,images\n"
+        f"o1,blue phone case,photos/a\x00b.jpg\n"
+        f"o2,{huge},\n"
+        "o3,red phone case,\n",
+        encoding="utf-8",
+    )
+    jsonl_path = tmp_path / "odd.jsonl"
+    jsonl_path.write_bytes(
+        b"\xef\xbb\xbf" + b'{"listing_id": "j1", "text": "green phone case"}\n'
+        b'{"listing_id": "j2", "text": "ivory \\ud800 bangle"}\n'
+    )
+    out = tmp_path / "queue.csv"
+    score_inputs(job(package, [csv_path, jsonl_path], out))
+    queue = read_csv(out).set_index("listing_id")
+    assert sorted(queue.index) == ["j1", "j2", "o1", "o2", "o3"]
+    assert queue.loc["o1", "status"] == "scored_without_photo"
+    assert "bad_path" in queue.loc["o1", "reason"]
+    assert queue.loc["o2", "status"] == "scored"
+    assert queue.loc["j1", "status"] == "scored"
+    assert queue.loc["j2", "status"] == "rejected"
+    assert queue.loc["j2", "reason"].startswith("bad_json")
+
+
+def test_score_options_are_checked(tmp_path):
+    from wildml.errors import ConfigError
+    from wildml.score_cli import build_job, parse_columns
+
+    listings = tmp_path / "in.csv"
+    listings.write_text("listing_id,text\nx,y\n")
+    common = {"inputs": [listings], "package": tmp_path, "out": tmp_path / "q.csv"}
+    with pytest.raises(ConfigError, match="at least 1"):
+        build_job(**common, chunk_size=0)
+    with pytest.raises(ConfigError, match="same file"):
+        build_job(**common, report=tmp_path / "q.csv")
+    with pytest.raises(ConfigError, match="not a folder"):
+        build_job(**common, images_root=tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="'sellr_profile' is not a listing field"):
+        parse_columns("text=body,sellr_profile=bio")
+    assert parse_columns("text=body,images=pics") == {"text": "body", "images": "pics"}
+
+
+@pytest.mark.slow
+def test_a_configured_photo_column_may_be_absent(package, tmp_path):
+    listings = tmp_path / "nophotos.csv"
+    listings.write_text("listing_id,text\nn1,blue phone case\n")
+    out = tmp_path / "queue.csv"
+    score_inputs(job(package, [listings], out, source={"image_column": "images"}))
+    assert read_csv(out).loc[0, "status"] == "scored"
+
+
+def test_empty_frame_scores_to_an_empty_frame(package):
+    from wildml import load_scorer
+
+    scored = load_scorer(package).score(pd.DataFrame({"listing_id": [], "text": []}))
+    assert len(scored) == 0

@@ -263,11 +263,38 @@ def kb_coverage(kb_dir: Path) -> list[str]:
     return [*lines, ""]
 
 
+def training_coverage(listings: Any) -> list[str]:
+    """Model-card lines: positive training listings by language and product, and the gaps."""
+    train = listings[(listings["split"] == "train") & (listings["label"] == 1)]
+    by_lang = train["lang"].value_counts().sort_index()
+    by_product = train["product"].replace("", "unknown").value_counts().sort_index()
+    known = ("en", "zh", "vi", "th", "id", "fr", "pt", "es")
+    products = ("ivory", "pangolin_scale", "rhino_horn")
+    missing_langs = [lang for lang in known if lang not in by_lang.index]
+    missing_products = [p for p in products if p not in by_product.index]
+    lines = [
+        "- Positive (offer) listings the models were trained on, by language: "
+        + (", ".join(f"{k} {v}" for k, v in by_lang.items()) or "none")
+        + "; by product: "
+        + (", ".join(f"{k} {v}" for k, v in by_product.items()) or "none")
+        + "."
+    ]
+    if missing_langs or missing_products:
+        lines.append(
+            "- No offer in training for: "
+            + ", ".join([*missing_langs, *missing_products])
+            + ". Offers there rest on the knowledge-base terms and the multilingual encoder"
+            " alone and may score low: do not read a low score on them as a clearance."
+        )
+    return lines
+
+
 def model_card(
     metrics: dict[str, Any] | None,
     fuse_record: dict[str, Any],
     check: dict,
     kb_dir: Path | None = None,
+    coverage: list[str] | None = None,
 ) -> str:
     """MODEL_CARD.md text: use, data and its gaps, figures with intervals, limitations."""
     names = ("pr_auc", "recall", "precision", "ece")
@@ -290,10 +317,10 @@ def model_card(
         "",
         "- Real labelled data covers English posts about ivory and museum photos of ivory and",
         "  bone only. There are no real pangolin-scale or rhino-horn photos.",
-        "- Other languages (zh, vi, th, id, fr, pt, es) and the pangolin/rhino classes come only",
-        "  from the written multilingual sample bundled with the project and from the knowledge",
-        "  base of terms and code words. Figures for them measure the sample, not the field.",
-        "- Sample photos are generated drawings, not product photos.",
+        *(coverage or []),
+        "- Labelled listings in other languages and of pangolin scales or rhino horn exist only",
+        "  in the written sample bundled with the project; figures for them measure that",
+        "  sample, not the field. Sample photos are generated drawings, not product photos.",
         "",
         "## Evaluation (test split, bootstrap intervals)",
         "",
@@ -428,6 +455,12 @@ def provenance(
     }
 
 
+def _coverage(cfg: dict[str, Any]) -> list[str]:
+    from wildml.fuse import load_listings
+
+    return training_coverage(load_listings(resolve_path(cfg, cfg["listings_dir"])))
+
+
 def export(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build, check, save, describe and register the scoring package; returns a record."""
     import mlflow
@@ -448,7 +481,9 @@ def export(cfg: dict[str, Any]) -> dict[str, Any]:
             log_params_flat({k: v for k, v in cfg.items() if not k.startswith("_")})
             _clear_out_dir(out_dir)
             save_package(cfg, out_dir, artifacts)
-            card = model_card(_read_metrics(cfg), fuse_record, check, staging / "kb")
+            card = model_card(
+                _read_metrics(cfg), fuse_record, check, staging / "kb", _coverage(cfg)
+            )
             (out_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
             record = provenance(run.info.run_id, check, evaluated)
             manifest = json.loads(write_manifest(out_dir, record).read_text())

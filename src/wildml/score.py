@@ -131,6 +131,8 @@ class Scorer:
             ``scored_without_photo`` (photos given, none usable) or ``rejected`` (no text and no
             usable photo, or no listing_id); ``p_final`` is NaN for rejected rows.
         """
+        if len(frame) == 0:
+            return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
         prepared = prepare_listings(frame, self.settings, images_root)
         return self.score_prepared(prepared)
 
@@ -164,8 +166,10 @@ class Scorer:
 
     def _photo_block(self, out: pd.DataFrame, wanted: np.ndarray) -> pd.DataFrame:
         """Run the photo model once over the photos of ``wanted`` rows; max per class."""
-        paths = sorted({p for row in out.loc[wanted, "photo_paths"] for p in row})
         classes = self.image_classes
+        if out.empty:
+            return pd.DataFrame({"n_listed": [], "n_usable": [], "img": []}, index=out.index)
+        paths = sorted({p for row in out.loc[wanted, "photo_paths"] for p in row})
         per_photo: dict[str, np.ndarray] = {}
         if paths and self.inputs.get("image", True):
             batch = int(self.settings.get("image_batch_size", 32))
@@ -442,6 +446,9 @@ def _photos(cell: Any, images_root: str | os.PathLike | None) -> dict[str, Any]:
                 path = resolve_inside(images_root, relative)
         except PhotoError as err:
             issues.append(err.reason)
+            continue
+        except (ValueError, OSError):  # a NUL byte, or a name the file system refuses
+            issues.append("bad_path")
             continue
         if str(path) not in paths:
             paths.append(str(path))

@@ -17,6 +17,9 @@ DEFAULT_CHUNK_SIZE = 500
 
 def parse_columns(text: str) -> dict[str, str]:
     """``field=column,field=column`` into a mapping; raise ConfigError on a malformed pair."""
+    from wildml.contract import LISTING_FIELDS
+
+    known = {*LISTING_FIELDS, "images"}
     mapping: dict[str, str] = {}
     for pair in (part.strip() for part in text.split(",")):
         if not pair:
@@ -24,6 +27,11 @@ def parse_columns(text: str) -> dict[str, str]:
         field_name, sep, column = pair.partition("=")
         if not sep or not field_name.strip() or not column.strip():
             raise ConfigError(f"--columns: {pair!r} is not field=column")
+        if field_name.strip() not in known:
+            raise ConfigError(
+                f"--columns: {field_name.strip()!r} is not a listing field; known: "
+                f"{', '.join(sorted(known))}"
+            )
         mapping[field_name.strip()] = column.strip()
     return mapping
 
@@ -74,9 +82,15 @@ def build_job(
     if images_root is None and inputs:
         # Photo paths are relative to the listing file unless told otherwise.
         images_root = inputs[0].resolve().parent
-    size = int(chunk_size or cfg.get("chunk_size") or DEFAULT_CHUNK_SIZE)
+    size = int(
+        chunk_size if chunk_size is not None else cfg.get("chunk_size") or DEFAULT_CHUNK_SIZE
+    )
     if size < 1:
-        raise ConfigError("score.chunk_size must be at least 1")
+        raise ConfigError(f"--chunk-size / score.chunk_size must be at least 1, got {size}")
+    if images_root is not None and not images_root.is_dir():
+        raise ConfigError(f"{images_root}: images root is not a folder")
+    if report is not None and report.resolve() == out.resolve():
+        raise ConfigError(f"--report and --out are the same file ({out}): give two paths")
     for path in inputs:
         if not path.is_file():
             raise ConfigError(f"{path}: input file not found")

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -158,6 +159,11 @@ class _LineSource:
         self._pushed.extend(reversed(items))
 
 
+# Python's csv module refuses fields over 128 KiB; listings pasted from reports can be
+# longer (the text is cut to prepare's max_text_chars later).
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
 def _csv_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
     """Records of a CSV file; a quote that is never closed costs only its own line.
 
@@ -167,6 +173,7 @@ def _csv_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
     are read again as rows of their own, so no listing is lost.
     """
     sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         source = _LineSource(handle)
         header = _csv_header(path, source, sep)
@@ -251,13 +258,20 @@ def _jsonl_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
 
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
                 continue
             record, reason = _decode_json_line(raw)
             if record is None:
                 yield RawRow(number, None, reason)
                 continue
-            yield RawRow(number, {key: _as_text(value) for key, value in record.items()})
+            values = {key: _as_text(value) for key, value in record.items()}
+            if any(isinstance(v, str) and _LONE_SURROGATE.search(v) for v in values.values()):
+                # A JSON escape such as \ud800 that is no character: refuse, never guess.
+                yield RawRow(number, None, "bad_json: a \\u escape that is no character", values)
+                continue
+            yield RawRow(number, values)
 
 
 def _parquet_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
@@ -276,6 +290,7 @@ def _parquet_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
             yield RawRow(number, {k: _parquet_value(v) for k, v in record.items()})
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ROW_READERS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
 
 
@@ -389,7 +404,14 @@ def contract_frame(rows: list[RawRow], spec: SourceSpec) -> pd.DataFrame:
             # A key absent from some JSON records is NaN in the frame: treat it as empty.
             frame[column] = frame[column].map(_absent_as_empty)
     image_column = spec.image_column or ("images" if "images" in frame.columns else None)
-    if image_column and image_column != spec.image_column:
+    if image_column and image_column not in frame.columns:
+        # Photos are optional: a file without the configured photo column has none.
+        if len(frame):
+            logger.warning(
+                "%s: no photo column %r; scoring without photos", spec.path, image_column
+            )
+        image_column = None
+    if image_column != spec.image_column:
         spec = SourceSpec(**{**spec.__dict__, "image_column": image_column})
     mapped = listing_fields(frame, spec)
     return mapped
@@ -565,7 +587,7 @@ def _raw_id(raw: RawRow, spec: SourceSpec) -> str:
     if values is None:
         return ""
     value = values.get(spec.columns.get("listing_id", "listing_id"), "")
-    if not isinstance(value, str) or has_undecodable(value):
+    if not isinstance(value, str) or has_undecodable(value) or _LONE_SURROGATE.search(value):
         return ""
     return value.strip()
 
