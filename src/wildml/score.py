@@ -168,7 +168,7 @@ class Scorer:
         """Run the photo model once over the photos of ``wanted`` rows; max per class."""
         classes = self.image_classes
         if out.empty:
-            return pd.DataFrame({"n_listed": [], "n_usable": [], "img": []}, index=out.index)
+            return pd.DataFrame({"n_usable": [], "img": []}, index=out.index)
         paths = sorted({p for row in out.loc[wanted, "photo_paths"] for p in row})
         per_photo: dict[str, np.ndarray] = {}
         if paths and self.inputs.get("image", True):
@@ -187,7 +187,7 @@ class Scorer:
                 if isinstance(per_photo.get(p), str):
                     out.at[index, "photo_issues"] = [*out.at[index, "photo_issues"], per_photo[p]]
             maxima = np.max(good, axis=0) if good else np.full(len(classes), np.nan)
-            rows.append({"n_listed": len(listed), "n_usable": len(good), "img": maxima})
+            rows.append({"n_usable": len(good), "img": maxima})
         return pd.DataFrame(rows, index=out.index)
 
     def _score_rows(self, out: pd.DataFrame, keep: np.ndarray, photos: pd.DataFrame) -> None:
@@ -388,7 +388,7 @@ def prepare_listings(
     prep_cfg = {k: settings[k] for k in ("max_text_chars", "lang_detect") if k in settings}
     rows = []
     for raw in frame.to_dict("records"):
-        raw = {k: ("" if _is_missing(v) else v) for k, v in raw.items()}
+        raw = {k: ("" if is_missing(v) else v) for k, v in raw.items()}
         fields = text_fields({k: str(v) for k, v in raw.items() if k != "images"}, prep_cfg)
         record: dict[str, Any] = {"text_norm": fields["text"], "text": fields["text_original"]}
         record["seller_profile"] = normalise_text(str(raw.get("seller_profile", "")))
@@ -417,7 +417,8 @@ def prepare_listings(
     return out
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """True for None and NaN: a value absent from its record (a JSON key, a Parquet null)."""
     if value is None:
         return True
     return isinstance(value, float) and math.isnan(value)

@@ -395,6 +395,7 @@ def source_spec(job: ScoreJob, path: Path) -> SourceSpec:
 def contract_frame(rows: list[RawRow], spec: SourceSpec) -> pd.DataFrame:
     """Readable rows of a chunk mapped onto the listing contract, with ``_row`` and images."""
     from wildml.readers import ROW, listing_fields
+    from wildml.score import is_missing
 
     records = [dict(r.values, **{ROW: r.row}) for r in rows]
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({ROW: []})
@@ -402,7 +403,7 @@ def contract_frame(rows: list[RawRow], spec: SourceSpec) -> pd.DataFrame:
     for column in frame.columns:
         if column != ROW:
             # A key absent from some JSON records is NaN in the frame: treat it as empty.
-            frame[column] = frame[column].map(_absent_as_empty)
+            frame[column] = frame[column].map(lambda v: "" if is_missing(v) else v)
     image_column = spec.image_column or ("images" if "images" in frame.columns else None)
     if image_column and image_column not in frame.columns:
         # Photos are optional: a file without the configured photo column has none.
@@ -415,12 +416,6 @@ def contract_frame(rows: list[RawRow], spec: SourceSpec) -> pd.DataFrame:
         spec = SourceSpec(**{**spec.__dict__, "image_column": image_column})
     mapped = listing_fields(frame, spec)
     return mapped
-
-
-def _absent_as_empty(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return value
 
 
 # --------------------------------------------------------------------------------------------
