@@ -47,9 +47,10 @@ OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndj
 # calibrated probability are ordered by the fuser's uncalibrated score, then input order.
 SORT_COLUMNS = ("_group", "_tier", "_negp", "_negraw", "_file", "_row")
 STATE_COLUMNS = ("_dup_key",)
-MERGE_FANOUT = 128
-# Rows per Parquet row group in chunk and run files. The merge keeps one row group of every
-# open file in memory, so this (times MERGE_FANOUT) bounds its memory whatever the input size.
+# Files the merge reads at once; more chunks than this are first merged into longer runs.
+MERGE_FANOUT = 32
+# Rows per Parquet row group in chunk files. The merge holds one row group of every open chunk
+# file (runs are read a line at a time), so its memory is bounded whatever the input size.
 MERGE_ROW_GROUP = 64
 # JSON Lines has no header: its columns are the keys of this many first records.
 JSONL_HEADER_RECORDS = 1000
@@ -631,6 +632,13 @@ def _sort_key(row: dict[str, Any]) -> tuple:
 
 
 def _iter_file(path: Path, batch_size: int = MERGE_ROW_GROUP) -> Iterator[dict[str, Any]]:
+    """Rows of a sorted chunk (Parquet) or merge run (JSON Lines) file, one at a time."""
+    if path.suffix == ".jsonl":
+        with path.open("r", encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+        return
+
     import pyarrow.parquet as pq
 
     handle = pq.ParquetFile(path)
@@ -645,40 +653,20 @@ def merged_rows(files: list[Path], work_dir: Path) -> Iterator[dict[str, Any]]:
         runs = []
         for start in range(0, len(files), MERGE_FANOUT):
             group = files[start : start + MERGE_FANOUT]
-            run_path = work_dir / f"run-{len(runs):05d}-{time.time_ns()}.parquet"
-            _write_parquet_rows(heapq.merge(*map(_iter_file, group), key=_sort_key), run_path)
+            run_path = work_dir / f"run-{len(runs):05d}-{time.time_ns()}.jsonl"
+            _write_run(heapq.merge(*map(_iter_file, group), key=_sort_key), run_path)
             runs.append(run_path)
         files = runs
     yield from heapq.merge(*map(_iter_file, files), key=_sort_key)
 
 
-def _write_parquet_rows(
-    rows: Iterator[dict[str, Any]], path: Path, batch: int = MERGE_ROW_GROUP
-) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer = None
-    buffer: list[dict[str, Any]] = []
-    try:
+def _write_run(rows: Iterator[dict[str, Any]], path: Path) -> None:
+    """Write merged rows as JSON Lines: read back one line at a time, with no per-file index
+    that grows with the run (a Parquet footer lists every row group), and floats survive
+    exactly (``repr`` round trip)."""
+    with path.open("w", encoding="utf-8") as handle:
         for row in rows:
-            buffer.append(row)
-            if len(buffer) >= batch:
-                writer = _flush(pa, pq, writer, buffer, path)
-                buffer = []
-        if buffer or writer is None:
-            writer = _flush(pa, pq, writer, buffer, path)
-    finally:
-        if writer is not None:
-            writer.close()
-
-
-def _flush(pa: Any, pq: Any, writer: Any, buffer: list[dict], path: Path) -> Any:
-    table = pa.Table.from_pylist(buffer, schema=writer.schema if writer else _schema(pa))
-    if writer is None:
-        writer = pq.ParquetWriter(path, table.schema)
-    writer.write_table(table)
-    return writer
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _schema(pa: Any) -> Any:
