@@ -24,6 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 logger = logging.getLogger("wildml")
+# Exit code of an unexpected failure (a bug), distinct from every outcome the commands report.
+EXIT_INTERNAL = 70
 
 ParamsOpt = Annotated[
     Path, typer.Option("--params", "-p", help="params file; paths in it are relative to it")
@@ -231,13 +233,21 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as err:
+        # A file that cannot be read or written (full disk, read-only mount, a path that is
+        # not a folder): the message names it, and the exit code is the one for bad input.
+        logger.error("%s", err)
+        sys.exit(2)
     except Exception as err:  # usage errors arrive here in non-standalone mode
         if _is_click_error(err, "ClickException"):
             err.show()
             sys.exit(2 if err.exit_code in (None, 1) else err.exit_code)
         if _is_click_error(err, "Abort"):
             sys.exit(130)
-        raise
+        # A bug: keep the traceback, and an exit code no normal outcome uses (sysexits'
+        # EX_SOFTWARE), so that scripts never read a crash as "done with rejects" (1).
+        logger.exception("internal error: %s", err)
+        sys.exit(EXIT_INTERNAL)
 
 
 def _is_click_error(err: BaseException, name: str) -> bool:

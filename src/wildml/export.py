@@ -196,7 +196,7 @@ def check_reproduces(cfg: dict[str, Any], artifacts_dir: Path) -> dict[str, Any]
     listings = listings[listings["split"].isin(cfg["check_splits"])]
     listings = listings.head(int(cfg["check_max_listings"]))
     frame = listings_as_input(listings)
-    scored = Scorer(artifacts_dir).score(frame, images_root=None)
+    scored = Scorer(artifacts_dir).score(frame, images_root=None, mark_duplicates=False)
     expected = fuse_scores.set_index("listing_id").loc[listings["listing_id"], "p_final"]
     got = scored["p_final"].to_numpy(np.float64)
     diff = np.abs(got - expected.to_numpy(np.float64))
@@ -425,15 +425,23 @@ def save_package(cfg: dict[str, Any], out_dir: Path, artifacts: dict[str, str]) 
 
 def _save_model(out_dir: Path, artifacts: dict[str, str]) -> None:
     import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
 
     import wildml
 
+    # Parameters only: listing frames have optional columns that an input schema would refuse,
+    # and MLflow drops any parameter a signature does not declare.
+    params = ParamSchema(
+        [ParamSpec("images_root", "string", ""), ParamSpec("mark_duplicates", "boolean", True)]
+    )
     mlflow.pyfunc.save_model(
         path=str(out_dir),
         python_model=str(Path(__file__).with_name("scorer_model.py")),
         artifacts=artifacts,
         code_paths=[str(Path(wildml.__file__).parent)],
         pip_requirements=pip_requirements(),
+        signature=ModelSignature(inputs=None, outputs=None, params=params),
     )
 
 

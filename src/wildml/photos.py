@@ -73,13 +73,17 @@ def resolve_inside(root: str | os.PathLike, relative: str) -> Path:
     ------
     PhotoError
         ``outside_root`` for absolute paths, ``..`` escapes or links pointing out;
-        ``missing`` when nothing is there.
+        ``missing`` when nothing is there; ``bad_path`` for a link loop or a name the file
+        system refuses.
     """
     root_path = Path(root).resolve()
     rel = str(relative).strip()
     if not rel or os.path.isabs(rel) or rel.startswith("~"):
         raise PhotoError("outside_root", f"{relative!r} is not a path relative to {root_path}")
-    candidate = (root_path / rel).resolve()
+    try:
+        candidate = (root_path / rel).resolve()
+    except (RuntimeError, OSError) as err:  # a link loop, or a name the system refuses
+        raise PhotoError("bad_path", f"{relative!r} cannot be resolved: {err}") from err
     if candidate != root_path and root_path not in candidate.parents:
         raise PhotoError("outside_root", f"{relative!r} resolves outside {root_path}")
     if not candidate.exists():

@@ -156,6 +156,10 @@ def _as_text(value: object) -> object:
         return [_as_text(item) for item in value]
     if isinstance(value, bool):
         return str(int(value))
+    if isinstance(value, bytes | bytearray):
+        # Binary columns (Parquet ``binary``) hold UTF-8 text; bytes that are not UTF-8 are
+        # marked, so the row is rejected as undecodable instead of scored as "b'...'".
+        return mark_undecodable(bytes(value))
     if isinstance(value, dict):
         return {str(key): _as_text(item) for key, item in value.items()}
     return str(value)

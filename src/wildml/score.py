@@ -109,7 +109,11 @@ class Scorer:
         return self._image_model
 
     def score(
-        self, frame: pd.DataFrame, images_root: str | os.PathLike | None = None
+        self,
+        frame: pd.DataFrame,
+        images_root: str | os.PathLike | None = None,
+        *,
+        mark_duplicates: bool = True,
     ) -> pd.DataFrame:
         """Score a frame of listings, keeping its order.
 
@@ -122,19 +126,30 @@ class Scorer:
         images_root
             Folder that relative photo paths are resolved inside (paths leaving it are
             refused). ``None``: paths are used as given.
+        mark_duplicates
+            Mark reused ids and repeated listings as ``wildml score`` does. ``False`` scores
+            every row on its own (how ``export`` re-scores the evaluated listings).
 
         Returns
         -------
         pandas.DataFrame
-            Same length and order as ``frame``, with :data:`OUTPUT_COLUMNS` plus the
-            pass-through fields present in ``frame``. ``status`` is ``scored``,
-            ``scored_without_photo`` (photos given, none usable) or ``rejected`` (no text and no
-            usable photo, or no listing_id); ``p_final`` is NaN for rejected rows.
+            Same length and order as ``frame`` (sort by ``tier`` and ``p_final`` for a review
+            queue), with :data:`OUTPUT_COLUMNS` plus the pass-through fields present in
+            ``frame``. ``status`` is ``scored``, ``scored_without_photo`` (photos given, none
+            usable), ``duplicate`` (same text, or same photos without text, as an earlier row:
+            ``duplicate_of`` names it) or ``rejected`` (no text and no usable photo, no
+            listing_id, or an id used by an earlier row); ``p_final`` is NaN unless scored.
         """
+        from wildml import score_stream
+
         if len(frame) == 0:
             return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
         prepared = prepare_listings(frame, self.settings, images_root)
-        return self.score_prepared(prepared)
+        if mark_duplicates:
+            score_stream.mark_duplicates(prepared, score_stream.SeenState())
+        else:
+            prepared["duplicate_of"] = ""
+        return self.score_prepared(prepared).drop(columns=["_dup_key"], errors="ignore")
 
     def score_prepared(self, prepared: pd.DataFrame) -> pd.DataFrame:
         """Score listings already passed through :func:`prepare_listings`."""
@@ -355,9 +370,12 @@ def why_text(reasons: dict[str, Any], max_terms: int = 3) -> str:
     defused = [ev for ev in reasons.get("kb", []) if ev["status"] == "defused"]
     if defused:
         parts.append(f"defused: '{defused[0]['matched_text']}'")
-    pushing = [it for it in reasons.get("text", []) if it["weight"] > 0][:max_terms]
-    if pushing:
-        parts.append("text: " + ", ".join(_feature_label(it["feature"]) for it in pushing))
+    # Word and character n-grams can read the same ('ld' twice): show each label once.
+    labels = dict.fromkeys(
+        _feature_label(it["feature"]) for it in reasons.get("text", []) if it["weight"] > 0
+    )
+    if labels:
+        parts.append("text: " + ", ".join(list(labels)[:max_terms]))
     photo = reasons.get("photo")
     if photo:
         parts.append(f"photo: {photo['class']} {photo['p']:.2f}")

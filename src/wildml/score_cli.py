@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,13 @@ def build_job(
     if report is not None and report.resolve() == out.resolve():
         raise ConfigError(f"--report and --out are the same file ({out}): give two paths")
     for path in inputs:
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder; give the listing files inside it")
         if not path.is_file():
             raise ConfigError(f"{path}: input file not found")
+    for option, target in (("--out", out), ("--report", report)):
+        if target is not None:
+            check_output_path(option, target, inputs)
     report_cfg = dict(cfg.get("report") or {})
     return ScoreJob(
         inputs=[p.resolve() for p in inputs],
@@ -106,6 +112,29 @@ def build_job(
         report_max_listings=int(report_cfg.get("max_listings", 500)),
         thumb_px=int(report_cfg.get("thumb_px", 96)),
     )
+
+
+def check_output_path(option: str, target: Path, inputs: list[Path]) -> None:
+    """Refuse an output that would overwrite an input or cannot be written, before scoring.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option and the path.
+    """
+    resolved = target.resolve()
+    if any(resolved == path.resolve() for path in inputs):
+        raise ConfigError(f"{option} {target} is one of the input files: it would be overwritten")
+    if resolved.is_dir():
+        raise ConfigError(f"{option} {target} is a folder; give a file name")
+    # The nearest existing folder above the output must be a writable folder.
+    parent = resolved.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {target}: cannot write in {parent}")
 
 
 def run_job(job: ScoreJob) -> int:

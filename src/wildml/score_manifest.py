@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 # Python writes bytecode caches beside imported sources (the package's ``code/`` folder when
-# MLflow imports from it); they are derived from the hashed sources and are not listed.
+# MLflow imports from it). They are not listed, since they appear after export; instead each
+# must compile from its hashed source (see :func:`bytecode_problems`), because Python runs a
+# cache in place of its source.
 _IGNORED_DIRS = {"__pycache__"}
 _IGNORED_SUFFIXES = (".pyc",)
 
@@ -107,6 +109,8 @@ def verify_package(package_dir: str | os.PathLike) -> dict[str, Any]:
         expected = listed[rel]
         if path.stat().st_size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
             problems.append(f"changed file {rel}")
+    if not problems:
+        problems = bytecode_problems(package_dir, listed)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PackageIntegrityError(
@@ -123,3 +127,44 @@ def package_digest(record: dict[str, Any]) -> str:
     for rel, entry in sorted(record["files"].items()):
         digest.update(f"{rel}\0{entry['sha256']}\n".encode())
     return digest.hexdigest()
+
+
+def bytecode_problems(package_dir: Path, listed: dict[str, Any]) -> list[str]:
+    """Bytecode caches in the package that are not a plain compile of a listed source.
+
+    A cache for this Python (same magic number) is loaded instead of its source whenever its
+    header matches, so one written by hand could run code the manifest never saw. Each is
+    compared, as a code object, with a fresh compile of its (already verified) source; caches
+    for other Python versions are never loaded by this one and are left alone.
+    """
+    import importlib.util
+
+    problems = []
+    for pyc in sorted(package_dir.rglob("*.pyc")):
+        rel = pyc.relative_to(package_dir).as_posix()
+        data = pyc.read_bytes()
+        if data[:4] != importlib.util.MAGIC_NUMBER:
+            continue
+        try:
+            source = Path(importlib.util.source_from_cache(str(pyc)))
+        except ValueError:
+            problems.append(f"extra file {rel}")
+            continue
+        source_rel = source.relative_to(package_dir).as_posix() if source.is_file() else ""
+        if source_rel not in listed or not _compiles_to(source, data[16:], pyc.name):
+            problems.append(f"changed bytecode cache {rel}")
+    return problems
+
+
+def _compiles_to(source: Path, body: bytes, cache_name: str) -> bool:
+    """True when ``body`` (a cache without its header) equals a fresh compile of ``source``."""
+    import marshal
+
+    try:
+        cached = marshal.loads(body)
+    except (EOFError, ValueError, TypeError):
+        return False
+    optimize = 2 if ".opt-2." in cache_name else 1 if ".opt-1." in cache_name else 0
+    filename = getattr(cached, "co_filename", str(source))
+    fresh = compile(source.read_bytes(), filename, "exec", dont_inherit=True, optimize=optimize)
+    return cached == fresh

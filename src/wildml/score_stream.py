@@ -388,7 +388,13 @@ def source_spec(job: ScoreJob, path: Path) -> SourceSpec:
     entry = {k: v for k, v in job.source.items() if k not in ("path", "kind", "images_root")}
     entry.update(name=entry.get("name") or path.name, path=str(path.resolve()), kind="listings")
     if not entry.get("format"):
-        entry["format"] = infer_format(path)
+        try:
+            entry["format"] = infer_format(path)
+        except ConfigError as err:
+            raise ConfigError(
+                f"{path}: cannot tell the format from the suffix; rename it to .csv, .tsv, "
+                ".jsonl or .parquet, or set score.source.format in the --params file"
+            ) from err
     spec = SourceSpec.from_config({}, entry, 0)
     return spec
 
@@ -835,10 +841,10 @@ def score_inputs(job: ScoreJob) -> RunStats:
     started = time.monotonic()
     fmt = job.out_format
     scorer = load_scorer(job.package_dir)
-    folder = open_checkpoint(job, job_key(job, scorer.digest))
     specs = [source_spec(job, path) for path in job.inputs]
     for path, spec in zip(job.inputs, specs, strict=True):
         check_columns(path, spec)
+    folder = open_checkpoint(job, job_key(job, scorer.digest))
     total = sum(
         count_rows(p, s.format, s.delimiter) for p, s in zip(job.inputs, specs, strict=True)
     )

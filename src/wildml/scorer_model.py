@@ -5,8 +5,9 @@ copies it into the package and runs it on load, so nothing is pickled. Loading c
 package against its manifest before any model file is read.
 
 Works with ``mlflow.pyfunc.load_model(path).predict(frame)`` and
-``mlflow models predict -m <path> --env-manager local``; pass ``params={"images_root": DIR}``
-to resolve relative photo paths inside a folder.
+``mlflow models predict -m <path> --env-manager local``. Parameters (declared in the package's
+signature): ``images_root`` resolves relative photo paths inside a folder, and
+``mark_duplicates=False`` scores repeated listings each on its own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class WildmlScorerModel(PythonModel):
         from wildml.score import Scorer
         from wildml.score_manifest import package_digest, verify_package
 
+        # Known limitation: MLflow runs this file from the package itself, so the check below
+        # catches damaged or edited model files and sources, but not someone who rewrites this
+        # file (or its bytecode cache) to skip it. `wildml score` and `wildml.load_scorer`
+        # verify with the installed wildml instead: use one of them on a package from elsewhere.
         artifacts_dir = Path(context.artifacts["fuse"]).resolve().parent
         record = verify_package(artifacts_dir.parent)
         self.scorer = Scorer(artifacts_dir, digest=package_digest(record))
@@ -36,8 +41,12 @@ class WildmlScorerModel(PythonModel):
         import pandas as pd
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        images_root = (params or {}).get("images_root")
-        return self.scorer.score(frame, images_root=images_root)
+        params = params or {}
+        return self.scorer.score(
+            frame,
+            images_root=params.get("images_root") or None,
+            mark_duplicates=bool(params.get("mark_duplicates", True)),
+        )
 
 
 mlflow.models.set_model(WildmlScorerModel())
