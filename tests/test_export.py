@@ -53,10 +53,17 @@ def test_tampered_folder_is_refused(tmp_path, tamper, message):
 
 
 def test_bytecode_caches_do_not_break_verification(tmp_path):
+    import py_compile
+
+    (tmp_path / "code").mkdir()
+    source = tmp_path / "code" / "x.py"
+    source.write_text("VALUE = 1\n", encoding="utf-8")
     root = make_folder(tmp_path)
-    (root / "code" / "__pycache__").mkdir(parents=True)
-    (root / "code" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    py_compile.compile(str(source))  # what Python writes when it imports the package's code
     verify_package(root)
+    (root / "code" / "__pycache__" / "y.cpython-311.pyc").write_bytes(b"\0")
+    with pytest.raises(PackageIntegrityError, match=r"y\.cpython-311\.pyc"):
+        verify_package(root)
 
 
 def test_digest_changes_with_content(tmp_path):

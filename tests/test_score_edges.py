@@ -46,7 +46,7 @@ def run_cli(monkeypatch, *args: str) -> int:
 def test_an_output_that_is_an_input_is_refused(tmp_path, option):
     listings = tmp_path / "in.csv"
     listings.write_text("listing_id,text\na,ivory\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=f"{option} .* is one of the input files"):
+    with pytest.raises(ConfigError, match=f"{option} .* would overwrite the input"):
         check_output_path(option, tmp_path / "." / "in.csv", [listings])
     assert listings.read_text(encoding="utf-8") == "listing_id,text\na,ivory\n"
 
@@ -228,3 +228,117 @@ def test_why_line_shows_each_text_feature_once():
         "photo": None,
     }
     assert why_text(reasons) == "text: 'ld', 'bangle'"
+
+
+def test_output_names_a_run_writes_beside_it_are_checked(tmp_path):
+    listings = tmp_path / "q.csv.tmp"
+    listings.write_text("listing_id,text\na,ivory\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="would overwrite the input"):
+        check_output_path("--out", tmp_path / "q.csv", [listings])
+    package = tmp_path / "scorer"
+    package.mkdir()
+    with pytest.raises(ConfigError, match="inside the scoring package"):
+        check_output_path("--out", package / "queue.csv", [], package)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"chunk_size": "abc"}, "chunk_size must be a whole number"),
+        ({"report": {"max_listings": "many"}}, "max_listings must be a whole number"),
+        ({"source": "oops"}, "score.source must be a mapping"),
+        ({"source": {"columns": ["a", "b"]}}, "score.source.columns must be a mapping"),
+        ({"source": {"delimiter": ";;"}}, "delimiter must be one character"),
+    ],
+)
+def test_bad_score_params_are_config_errors(tmp_path, section, message):
+    import yaml
+
+    from wildml.score_cli import build_job
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"score": section}), encoding="utf-8")
+    listings = tmp_path / "in.csv"
+    listings.write_text("listing_id,text\na,ivory\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        build_job(
+            inputs=[listings], package=tmp_path / "pkg", out=tmp_path / "q.csv", params=params
+        )
+
+
+def test_image_table_path_is_relative_to_the_params_file(tmp_path, monkeypatch):
+    import yaml
+
+    from wildml.score_cli import build_job
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "photos.csv").write_text("listing_id,image\n", encoding="utf-8")
+    params = tmp_path / "conf" / "params.yaml"
+    section = {"source": {"image_table": {"path": "../tables/photos.csv", "key": "listing_id"}}}
+    params.write_text(yaml.safe_dump({"score": section}), encoding="utf-8")
+    listings = tmp_path / "in.csv"
+    listings.write_text("listing_id,text\na,ivory\n", encoding="utf-8")
+    monkeypatch.chdir("/")
+    job = build_job(
+        inputs=[listings], package=tmp_path / "pkg", out=tmp_path / "q.csv", params=params
+    )
+    assert Path(job.source["image_table"]["path"]).resolve() == tmp_path / "tables" / "photos.csv"
+
+
+def test_deeply_nested_json_costs_only_its_line(tmp_path):
+    from wildml.score_stream import _jsonl_rows
+
+    path = tmp_path / "in.jsonl"
+    deep = '{"listing_id": "j1", "text": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path.write_text(deep + '\n{"listing_id": "j2", "text": "ivory"}\n', encoding="utf-8")
+    rows = list(_jsonl_rows(path, None))
+    assert rows[0].values is None and rows[0].reason.startswith("bad_json")
+    assert rows[1].values == {"listing_id": "j2", "text": "ivory"}
+
+
+def test_report_thumbnails_skip_names_the_system_refuses(tmp_path):
+    from wildml.report import _thumbs
+
+    row = {"photos": "good\x00.jpg;" + "x" * 300 + ".jpg"}
+    assert _thumbs(row, tmp_path, 64) == []
+    assert _thumbs(row, None, 64) == []
+
+
+@pytest.mark.parametrize("content", ["[]", '{"format": 1, "files": {"a": "sha"}}'])
+def test_a_malformed_manifest_is_an_integrity_error(tmp_path, content):
+    (tmp_path / "manifest.json").write_text(content, encoding="utf-8")
+    with pytest.raises(PackageIntegrityError, match="not a wildml manifest"):
+        verify_package(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", ["hook_in_cache", "linked_folder", "foreign_bytecode"])
+def test_content_hidden_beside_caches_or_behind_links_is_refused(package, tmp_path, extra):
+    copy = tmp_path / "scorer"
+    shutil.copytree(package, copy)
+    cache = copy / "code" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    if extra == "hook_in_cache":
+        (cache / "hook.py").write_text("import os\n", encoding="utf-8")
+    elif extra == "linked_folder":
+        (cache / "hook").mkdir()
+        (copy / "code" / "ahocorasick").symlink_to(cache / "hook")
+    else:
+        (cache / "mod.cpython-399.pyc").write_bytes(b"\x00\x00\r\n" + bytes(12))
+    with pytest.raises(PackageIntegrityError, match="extra file"):
+        verify_package(copy)
+
+
+@pytest.mark.slow
+def test_python_api_keeps_a_repeated_index_and_refuses_lists_as_text(package):
+    from wildml import load_scorer
+
+    part = pd.DataFrame({"listing_id": ["a", "b"], "text": ["ivory bangle", "phone case"]})
+    other = pd.DataFrame({"listing_id": ["c", "d"], "text": [["a", "list"], "old carving"]})
+    frame = pd.concat([part, other])  # index 0, 1, 0, 1
+    scored = load_scorer(package).score(frame)
+    assert scored.index.tolist() == [0, 1, 0, 1]
+    assert scored["listing_id"].tolist() == ["a", "b", "c", "d"]
+    assert scored["status"].tolist() == ["scored", "scored", "rejected", "scored"]
+    assert scored["reason"].iloc[2].startswith("bad_field_type: 'text'")

@@ -27,6 +27,7 @@ REASONS = (
     "too_small",
     "truncated",
     "unreadable",
+    "bad_path",
 )
 
 
@@ -82,14 +83,15 @@ def resolve_inside(root: str | os.PathLike, relative: str) -> Path:
         raise PhotoError("outside_root", f"{relative!r} is not a path relative to {root_path}")
     try:
         candidate = (root_path / rel).resolve()
-    except (RuntimeError, OSError) as err:  # a link loop, or a name the system refuses
+        if candidate != root_path and root_path not in candidate.parents:
+            raise PhotoError("outside_root", f"{relative!r} resolves outside {root_path}")
+        if not candidate.exists():
+            raise PhotoError("missing", str(candidate))
+        if not candidate.is_file():
+            raise PhotoError("not_a_file", str(candidate))
+    except (RuntimeError, OSError, ValueError) as err:
+        # A link loop, a NUL byte, a name too long: names the file system cannot take.
         raise PhotoError("bad_path", f"{relative!r} cannot be resolved: {err}") from err
-    if candidate != root_path and root_path not in candidate.parents:
-        raise PhotoError("outside_root", f"{relative!r} resolves outside {root_path}")
-    if not candidate.exists():
-        raise PhotoError("missing", str(candidate))
-    if not candidate.is_file():
-        raise PhotoError("not_a_file", str(candidate))
     return candidate
 
 

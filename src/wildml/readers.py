@@ -121,7 +121,6 @@ def _read_jsonl(path: Path, *, delimiter: str | None, source: str) -> tuple[pd.D
             if record is None:
                 rejects.append(Reject(source, number, "", reason, f"{path}: line {number}"))
                 continue
-            record = {key: _as_text(value) for key, value in record.items()}
             record[ROW] = number
             records.append(record)
     if not records and not rejects:
@@ -131,17 +130,20 @@ def _read_jsonl(path: Path, *, delimiter: str | None, source: str) -> tuple[pd.D
 
 
 def _decode_json_line(raw: bytes) -> tuple[dict | None, str]:
+    """One JSON Lines record with its values as text (see :func:`_as_text`), or a reason."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None, "undecodable_bytes"
     try:
         record = json.loads(text)
+        if not isinstance(record, dict):
+            return None, "bad_json"
+        return {key: _as_text(value) for key, value in record.items()}, ""
     except json.JSONDecodeError:
         return None, "bad_json"
-    if not isinstance(record, dict):
-        return None, "bad_json"
-    return record, ""
+    except RecursionError:
+        return None, "bad_json: nested too deeply"
 
 
 def _as_text(value: object) -> object:

@@ -96,7 +96,7 @@ def thumbnail_uri(path: Path, size: int, limits: PhotoLimits | None = None) -> s
     """A small JPEG of the photo as a ``data:`` URI, or None when it cannot be used."""
     try:
         image = load_rgb(path, limits)
-    except PhotoError:
+    except (PhotoError, OSError, ValueError):  # ValueError: a NUL byte in the name
         return None
     image.thumbnail((size, size))
     buffer = io.BytesIO()

@@ -144,12 +144,16 @@ class Scorer:
 
         if len(frame) == 0:
             return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-        prepared = prepare_listings(frame, self.settings, images_root)
+        # Work on positions: a caller's index may repeat (a concatenation); it is put back.
+        index = frame.index
+        prepared = prepare_listings(frame.reset_index(drop=True), self.settings, images_root)
         if mark_duplicates:
             score_stream.mark_duplicates(prepared, score_stream.SeenState())
         else:
             prepared["duplicate_of"] = ""
-        return self.score_prepared(prepared).drop(columns=["_dup_key"], errors="ignore")
+        scored = self.score_prepared(prepared).drop(columns=["_dup_key"], errors="ignore")
+        scored.index = index
+        return scored
 
     def score_prepared(self, prepared: pd.DataFrame) -> pd.DataFrame:
         """Score listings already passed through :func:`prepare_listings`."""
@@ -404,9 +408,19 @@ def prepare_listings(
     from wildml.normalise import normalise_text
 
     prep_cfg = {k: settings[k] for k in ("max_text_chars", "lang_detect") if k in settings}
+    from wildml.contract import LISTING_FIELDS
+
     rows = []
     for raw in frame.to_dict("records"):
         raw = {k: ("" if is_missing(v) else v) for k, v in raw.items()}
+        containers = [
+            k for k in LISTING_FIELDS if isinstance(raw.get(k), list | tuple | dict | np.ndarray)
+        ]
+        if containers and not raw.get("_field_error"):
+            # A frame from Python may hold lists where one text belongs: refuse, never guess.
+            raw["_field_error"] = "bad_field_type: " + ", ".join(
+                f"{k!r} is a {type(raw[k]).__name__}" for k in containers
+            )
         fields = text_fields({k: str(v) for k, v in raw.items() if k != "images"}, prep_cfg)
         record: dict[str, Any] = {"text_norm": fields["text"], "text": fields["text_original"]}
         record["seller_profile"] = normalise_text(str(raw.get("seller_profile", "")))

@@ -38,12 +38,49 @@ def parse_columns(text: str) -> dict[str, str]:
 
 
 def _score_section(params: Path | None) -> dict[str, Any]:
+    """The ``score`` section of a params file, its types checked, its paths made absolute."""
     if params is None:
         return {}
     loaded = load_params(params)
-    cfg = dict(loaded.get("score") or {})
+    section = loaded.get("score") or {}
+    _expect(section, dict, f"{params}: score")
+    cfg = dict(section)
     cfg["_params_dir"] = loaded["base"]["_params_dir"]
+    _expect(cfg.get("source") or {}, dict, f"{params}: score.source")
+    source = dict(cfg.get("source") or {})
+    for key in ("columns", "defaults", "image_table"):
+        _expect(source.get(key) or {}, dict, f"{params}: score.source.{key}")
+    table = dict(source.get("image_table") or {})
+    if table.get("path"):
+        # Paths in a params file are relative to that file, like images_root beside it.
+        table["path"] = str(resolve_path(cfg, str(table["path"])))
+        source["image_table"] = table
+    if source.get("delimiter") is not None:
+        source["delimiter"] = _one_char(
+            str(source["delimiter"]), f"{params}: score.source.delimiter"
+        )
+    cfg["source"] = source
+    _expect(cfg.get("report") or {}, dict, f"{params}: score.report")
     return cfg
+
+
+def _expect(value: Any, kind: type, where: str) -> None:
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}: {value!r}")
+
+
+def _one_char(delimiter: str, where: str) -> str:
+    delimiter = "\t" if delimiter in ("\\t", "tab") else delimiter
+    if len(delimiter) != 1:
+        raise ConfigError(f"{where} must be one character, got {delimiter!r}")
+    return delimiter
+
+
+def _as_int(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a whole number, got {value!r}") from None
 
 
 def build_job(
@@ -73,18 +110,15 @@ def build_job(
         if image_column:
             source["image_column"] = image_column
     if delimiter is not None:
-        if delimiter in ("\\t", "tab"):
-            delimiter = "\t"
-        if len(delimiter) != 1:
-            raise ConfigError(f"--delimiter must be one character, got {delimiter!r}")
-        source["delimiter"] = delimiter
+        source["delimiter"] = _one_char(delimiter, "--delimiter")
     if images_root is None and cfg.get("images_root"):
         images_root = resolve_path(cfg, cfg["images_root"])
     if images_root is None and inputs:
         # Photo paths are relative to the listing file unless told otherwise.
         images_root = inputs[0].resolve().parent
-    size = int(
-        chunk_size if chunk_size is not None else cfg.get("chunk_size") or DEFAULT_CHUNK_SIZE
+    size = _as_int(
+        chunk_size if chunk_size is not None else cfg.get("chunk_size") or DEFAULT_CHUNK_SIZE,
+        "--chunk-size / score.chunk_size",
     )
     if size < 1:
         raise ConfigError(f"--chunk-size / score.chunk_size must be at least 1, got {size}")
@@ -99,7 +133,7 @@ def build_job(
             raise ConfigError(f"{path}: input file not found")
     for option, target in (("--out", out), ("--report", report)):
         if target is not None:
-            check_output_path(option, target, inputs)
+            check_output_path(option, target, inputs, package)
     report_cfg = dict(cfg.get("report") or {})
     return ScoreJob(
         inputs=[p.resolve() for p in inputs],
@@ -109,13 +143,20 @@ def build_job(
         images_root=images_root.resolve() if images_root else None,
         chunk_size=size,
         report_path=report.resolve() if report else None,
-        report_max_listings=int(report_cfg.get("max_listings", 500)),
-        thumb_px=int(report_cfg.get("thumb_px", 96)),
+        report_max_listings=_as_int(
+            report_cfg.get("max_listings", 500), "score.report.max_listings"
+        ),
+        thumb_px=_as_int(report_cfg.get("thumb_px", 96), "score.report.thumb_px"),
     )
 
 
-def check_output_path(option: str, target: Path, inputs: list[Path]) -> None:
-    """Refuse an output that would overwrite an input or cannot be written, before scoring.
+def check_output_path(
+    option: str, target: Path, inputs: list[Path], package: Path | None = None
+) -> None:
+    """Refuse an output that would overwrite an input or the package, or cannot be written.
+
+    The files a run writes beside the output count too: ``<out>.tmp`` (the output while it is
+    written) and ``<out>.checkpoint/``.
 
     Raises
     ------
@@ -123,8 +164,19 @@ def check_output_path(option: str, target: Path, inputs: list[Path]) -> None:
         Naming the option and the path.
     """
     resolved = target.resolve()
-    if any(resolved == path.resolve() for path in inputs):
-        raise ConfigError(f"{option} {target} is one of the input files: it would be overwritten")
+    written = {resolved, resolved.with_name(resolved.name + ".tmp")}
+    checkpoint = resolved.with_name(resolved.name + ".checkpoint")
+    for path in inputs:
+        source = path.resolve()
+        if source in written or checkpoint in (source, *source.parents):
+            raise ConfigError(
+                f"{option} {target} would overwrite the input {path}: choose another name"
+            )
+    if package is not None and package.resolve() in (resolved, *resolved.parents):
+        raise ConfigError(
+            f"{option} {target} is inside the scoring package {package}: a file added there "
+            "makes the package fail its manifest check"
+        )
     if resolved.is_dir():
         raise ConfigError(f"{option} {target} is a folder; give a file name")
     # The nearest existing folder above the output must be a writable folder.

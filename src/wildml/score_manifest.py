@@ -39,14 +39,24 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 
 
 def package_files(package_dir: Path) -> list[str]:
-    """Relative POSIX paths of every file under ``package_dir`` except the manifest."""
+    """Relative POSIX paths of every file under ``package_dir`` except the manifest.
+
+    Bytecode caches (``*.pyc`` directly inside a ``__pycache__`` folder) are left out and
+    checked by :func:`bytecode_problems`; anything else in such a folder is listed, and so is
+    a link to a folder (walked into by nothing, it would otherwise go unseen).
+    """
     found = []
     for folder, dirs, files in os.walk(package_dir):
-        dirs[:] = sorted(d for d in dirs if d not in _IGNORED_DIRS)
+        here = Path(folder)
+        found += [
+            (here / d).relative_to(package_dir).as_posix() for d in dirs if (here / d).is_symlink()
+        ]
+        dirs[:] = sorted(d for d in dirs if not (here / d).is_symlink())
+        in_cache = here.name in _IGNORED_DIRS
         for name in sorted(files):
-            if name.endswith(_IGNORED_SUFFIXES):
+            if in_cache and name.endswith(_IGNORED_SUFFIXES):
                 continue
-            rel = (Path(folder) / name).relative_to(package_dir).as_posix()
+            rel = (here / name).relative_to(package_dir).as_posix()
             if rel != MANIFEST:
                 found.append(rel)
     return sorted(found)
@@ -80,7 +90,14 @@ def read_manifest(package_dir: str | os.PathLike) -> dict[str, Any]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PackageIntegrityError(f"{path}: not readable JSON: {err}") from err
-    if record.get("format") != MANIFEST_FORMAT or not isinstance(record.get("files"), dict):
+    files = record.get("files") if isinstance(record, dict) else None
+    well_formed = isinstance(files, dict) and all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and isinstance(entry.get("bytes"), int)
+        for entry in files.values()
+    )
+    if not well_formed or record.get("format") != MANIFEST_FORMAT:
         raise PackageIntegrityError(f"{path}: not a wildml manifest (format {MANIFEST_FORMAT})")
     return record
 
@@ -132,18 +149,19 @@ def package_digest(record: dict[str, Any]) -> str:
 def bytecode_problems(package_dir: Path, listed: dict[str, Any]) -> list[str]:
     """Bytecode caches in the package that are not a plain compile of a listed source.
 
-    A cache for this Python (same magic number) is loaded instead of its source whenever its
-    header matches, so one written by hand could run code the manifest never saw. Each is
-    compared, as a code object, with a fresh compile of its (already verified) source; caches
-    for other Python versions are never loaded by this one and are left alone.
+    A cache is loaded instead of its source whenever its header matches, so one written by
+    hand could run code the manifest never saw. Each is compared, as a code object, with a
+    fresh compile of its (already verified) source; a cache for another Python is refused.
     """
     import importlib.util
 
     problems = []
-    for pyc in sorted(package_dir.rglob("*.pyc")):
+    for pyc in sorted(package_dir.rglob("__pycache__/*.pyc")):
         rel = pyc.relative_to(package_dir).as_posix()
         data = pyc.read_bytes()
         if data[:4] != importlib.util.MAGIC_NUMBER:
+            # Never loaded by this Python, but nothing export writes either.
+            problems.append(f"extra file {rel} (bytecode for another Python)")
             continue
         try:
             source = Path(importlib.util.source_from_cache(str(pyc)))

@@ -255,7 +255,7 @@ def _lenient_cells(line: str, sep: str) -> list[str] | None:
 
 
 def _jsonl_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
-    from wildml.readers import _as_text, _decode_json_line
+    from wildml.readers import _decode_json_line
 
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -263,11 +263,10 @@ def _jsonl_rows(path: Path, delimiter: str | None) -> Iterator[RawRow]:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
                 continue
-            record, reason = _decode_json_line(raw)
-            if record is None:
+            values, reason = _decode_json_line(raw)
+            if values is None:
                 yield RawRow(number, None, reason)
                 continue
-            values = {key: _as_text(value) for key, value in record.items()}
             if any(isinstance(v, str) and _LONE_SURROGATE.search(v) for v in values.values()):
                 # A JSON escape such as \ud800 that is no character: refuse, never guess.
                 yield RawRow(number, None, "bad_json: a \\u escape that is no character", values)
@@ -440,12 +439,21 @@ def job_key(job: ScoreJob, package_digest: str) -> str:
         "wildml": __version__,
         "package": package_digest,
         "inputs": [[p.name, sha256_file(p)] for p in job.inputs],
+        "image_table": _image_table_digest(job.source),
         "source": job.source,
         "images_root": str(job.images_root.resolve()) if job.images_root else None,
         "chunk_size": job.chunk_size,
     }
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _image_table_digest(source: dict[str, Any]) -> str | None:
+    """sha256 of the separate listing-to-photo table, when the source has one."""
+    from wildml.score_manifest import sha256_file
+
+    path = (source.get("image_table") or {}).get("path")
+    return sha256_file(path) if path and Path(path).is_file() else None
 
 
 def open_checkpoint(job: ScoreJob, key: str) -> Path:
