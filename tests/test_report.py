@@ -39,6 +39,14 @@ def test_segments_cover_the_text_and_mark_spans():
     assert [p["text"] for p in parts if p["kind"] == "mark"] == ["ivory", "ivory"]
 
 
+def test_bidirectional_controls_cannot_reorder_the_text():
+    text = "ivory\u202e gnalb\u2066x"
+    parts = segments(text, [(0, 5, "mark", "ivory")])
+    shown = "".join(p["text"] for p in parts)
+    assert shown == "ivory\ufffd gnalb\ufffdx"
+    assert parts[0] == {"kind": "mark", "text": "ivory", "title": "ivory"}
+
+
 def test_overlapping_and_out_of_range_spans_are_merged_and_clipped():
     assert merge_spans([(0, 5, "mark", ""), (3, 8, "mark", ""), (50, 60, "mark", "")], 10) == [
         (0, 8, "mark", "")

@@ -49,11 +49,19 @@ def merge_spans(spans: Iterable[tuple[int, int, str, str]], length: int) -> list
     return [tuple(span) for span in merged]
 
 
+_BIDI_CONTROLS = dict.fromkeys(
+    [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], "\ufffd"
+)
+
+
 def segments(text: str, spans: list[tuple], max_chars: int = MAX_TEXT_CHARS) -> list[dict]:
     """Split ``text`` into plain and marked segments (raw strings; escaping is the template's).
 
     A long text is cut to its start and windows around the marks, with ``…`` between.
     """
+    # Bidirectional controls would let a listing reorder how its own text (and the page after
+    # it) reads; each becomes one visible U+FFFD, so the highlight offsets still hold.
+    text = text.translate(_BIDI_CONTROLS)
     spans = merge_spans(spans, len(text))
     keep = _windows(len(text), spans, max_chars)
     out: list[dict] = []
