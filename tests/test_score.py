@@ -568,5 +568,8 @@ def test_a_configured_photo_column_may_be_absent(package, tmp_path):
 def test_empty_frame_scores_to_an_empty_frame(package):
     from wildml import load_scorer
 
-    scored = load_scorer(package).score(pd.DataFrame({"listing_id": [], "text": []}))
+    scorer = load_scorer(package)
+    scored = scorer.score(pd.DataFrame({"listing_id": [], "text": []}))
     assert len(scored) == 0
+    one = scorer.score(pd.DataFrame({"listing_id": ["a"], "text": ["ivory bangle"]}))
+    assert set(scored.columns) == set(one.columns)  # batches concatenate cleanly

@@ -342,3 +342,29 @@ def test_python_api_keeps_a_repeated_index_and_refuses_lists_as_text(package):
     assert scored["listing_id"].tolist() == ["a", "b", "c", "d"]
     assert scored["status"].tolist() == ["scored", "scored", "rejected", "scored"]
     assert scored["reason"].iloc[2].startswith("bad_field_type: 'text'")
+
+
+def test_params_that_are_not_utf8_are_a_config_error(tmp_path):
+    from wildml.config import load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_bytes(b"\xff\xfe score: 1\n")
+    with pytest.raises(ConfigError, match=str(params)):
+        load_params(params)
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_chunk_is_scored_again(package, tmp_path):
+    listings = tmp_path / "in.csv"
+    rows = "".join(f"l{i},carved bangle number {i}\n" for i in range(40))
+    listings.write_text("listing_id,text\n" + rows, encoding="utf-8")
+    out = tmp_path / "q.csv"
+    first = ScoreJob([listings], package, out, images_root=tmp_path, chunk_size=16)
+    first.keep_checkpoint = True
+    score_inputs(first)
+    expected = out.read_bytes()
+    chunk = sorted(first.checkpoint_dir.glob("chunk-*.parquet"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:50])
+    out.unlink()
+    score_inputs(ScoreJob([listings], package, out, images_root=tmp_path, chunk_size=16))
+    assert out.read_bytes() == expected

@@ -34,7 +34,7 @@ def load_params(params_path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, An
         raise ConfigError(f"{path}: params file not found (run from the folder holding it)")
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")

@@ -143,7 +143,7 @@ class Scorer:
         from wildml import score_stream
 
         if len(frame) == 0:
-            return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+            return pd.DataFrame(columns=[*OUTPUT_COLUMNS, "seller_profile", *PASSTHROUGH])
         # Work on positions: a caller's index may repeat (a concatenation); it is put back.
         index = frame.index
         prepared = prepare_listings(frame.reset_index(drop=True), self.settings, images_root)

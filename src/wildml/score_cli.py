@@ -192,6 +192,8 @@ def check_output_path(
 def run_job(job: ScoreJob) -> int:
     """Run the job, log where the outputs are and the counts; return the exit code."""
     job.out_path.parent.mkdir(parents=True, exist_ok=True)
+    if job.report_path is not None:
+        job.report_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         stats = score_inputs(job)
     except KeyboardInterrupt:

@@ -878,10 +878,9 @@ def _score_all(
             chunks = iter_chunks(path, spec.format, job.chunk_size, spec.delimiter)
             for chunk_no, rows in enumerate(chunks):
                 target = _chunk_path(folder, file_no, chunk_no)
-                if target.is_file():
-                    seen.absorb(
-                        pd.read_parquet(target, columns=["listing_id", "status", *STATE_COLUMNS])
-                    )
+                saved = _read_saved_chunk(target) if target.is_file() else None
+                if saved is not None:
+                    seen.absorb(saved)
                 else:
                     frame = score_chunk(rows, spec, scorer, job, seen, file_no)
                     _atomic_parquet(frame, target)
@@ -890,6 +889,20 @@ def _score_all(
     finally:
         progress.close()
     return files
+
+
+def _read_saved_chunk(path: Path) -> pd.DataFrame | None:
+    """The ids and keys of a finished chunk, or None when the file is damaged (then re-scored).
+
+    Chunks are renamed into place only when complete, so a damaged one means something else
+    changed the folder; scoring the chunk again is always safe.
+    """
+    try:
+        return pd.read_parquet(path, columns=["listing_id", "status", *STATE_COLUMNS])
+    except Exception as err:  # pyarrow raises several unrelated types for a bad file
+        logger.warning("%s: damaged checkpoint chunk (%s); scoring it again", path, err)
+        path.unlink()
+        return None
 
 
 def _write_outputs(job: ScoreJob, files: list[Path], folder: Path, fmt: str) -> RunStats:
